@@ -1,0 +1,1 @@
+"""SpatialDreamer evaluation: the paper's protocol and metrics (not implemented yet)."""

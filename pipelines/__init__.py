@@ -1,0 +1,1 @@
+"""SpatialDreamer inference pipelines: mono video to stereo video (not implemented yet)."""
