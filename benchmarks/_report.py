@@ -1,0 +1,53 @@
+"""Write benchmark results into docs/benchmarks.md, one marked section per benchmark.
+
+Each section records the machine, the exact command and the date, so figures can be traced.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+
+def machine_description() -> str:
+    """One line naming the CPU (and GPU when used), core count and torch build."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    parts = [f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__}"]
+    parts.append(f"{torch.get_num_threads()} torch threads")
+    if torch.cuda.is_available():
+        parts.append(f"GPU {torch.cuda.get_device_name(0)}")
+    return "; ".join(parts)
+
+
+def header() -> str:
+    """Machine, command and date lines for a section."""
+    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+    today = _dt.date.today().isoformat()
+    return f"- Machine: {machine_description()}\n- Command: `{command}`\n- Date: {today}\n"
+
+
+def update_section(path: Path, name: str, body: str) -> None:
+    """Replace (or append) the section between ``<!-- name:start -->`` and ``<!-- name:end -->``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        before = text[: text.index(start)]
+        after = text[text.index(end) + len(end) :]
+        text = before + block + after
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    path.write_text(text)
