@@ -1,4 +1,8 @@
-"""Ray-cast rendering of a stereo clip with exact depth, disparity, occlusion and flow."""
+"""Ray-cast rendering of a stereo clip with exact depth, disparity, occlusion and flow.
+
+Deliberately independent of ``dvg.geometry``: its own pixel grid, projection and visibility
+test, so the ground truth never reuses the code it is used to judge.
+"""
 
 from __future__ import annotations
 
