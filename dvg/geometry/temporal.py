@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from dvg.geometry.flow import backward_warp, forward_backward_consistency
-from dvg.geometry.guards import check_mask
+from dvg.geometry.guards import check_finite, check_mask
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,7 @@ def _check_clip_flows(masks: Tensor, flows: Tensor, name: str) -> None:
             f"{name} must have shape (B, F-1, 2, H, W) = {(b, f - 1, 2, h, w)}, "
             f"got {tuple(flows.shape)}"
         )
-    if not bool(torch.isfinite(flows).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    check_finite(flows, name)
 
 
 def _check_clip_confidence(masks: Tensor, confidence: Tensor, name: str) -> None:

@@ -40,8 +40,8 @@ def test_backward_render_masks_the_background_hidden_by_the_foreground():
     image, disparity = step_scene()
     target = forward_render(image, disparity).image
     out = backward_render(image, disparity, target)
-    # The target eye sees the foreground over columns 3-4, hiding source columns 3-4; columns
-    # 0-2 are visible... except none fall outside the frame for d = 0 background.
+    # The target eye sees the foreground over columns 3-4, hiding the source background there;
+    # the d = 0 background never leaves the frame, so nothing else is masked.
     assert out.mask[0, 0, 0].nonzero().flatten().tolist() == [3, 4]
     torch.testing.assert_close(out.masked_source, image * ~out.mask)
     visible = ~out.mask.expand_as(image)
