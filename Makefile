@@ -17,8 +17,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The bundled example: a procedural scene rendered with exact sidecar depth, turned into
+# shards by `dvg build` with the weights-free offline preset, then summarised and previewed.
 demo: install
-	$(BIN)/dvg demo --out $(DEMO_OUT)
+	$(BIN)/dvg synth example --out $(DEMO_OUT)/videos
+	$(BIN)/dvg build --preset offline --videos $(DEMO_OUT)/videos --out $(DEMO_OUT)/shards
+	$(BIN)/dvg inspect $(DEMO_OUT)/shards
+	$(BIN)/dvg preview $(DEMO_OUT)/shards --out $(DEMO_OUT)/preview.png --frames 3 \
+		--video $(DEMO_OUT)/preview.mp4
 
 test: install
 	$(BIN)/ruff check .
@@ -31,6 +37,7 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/splat.py --write docs/benchmarks.md
 	$(BIN)/python benchmarks/geometry_accuracy.py --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.dvg --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

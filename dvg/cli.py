@@ -10,31 +10,156 @@ import typer
 app = typer.Typer(
     help=(
         "DVG: build paired stereo training data from monocular video (SpatialDreamer paper 3.2). "
-        "`dvg build` arrives with the data-engine issue; `dvg demo` runs the geometry core on "
-        "the bundled synthetic example."
+        "`dvg build` writes WebDataset shards; `dvg inspect` and `dvg preview` show what it made."
     ),
     no_args_is_help=True,
 )
 
 
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("demo_output"),
-    frames: Annotated[int, typer.Option(min=2, help="Frames to render.")] = 8,
-    seed: Annotated[int, typer.Option(help="Scene texture seed.")] = 0,
-) -> None:
-    """Render the bundled example scene and write a preview of the DVG geometry outputs."""
-    from dvg.demo import DemoConfig, run_demo
+def _overrides(**sections: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Drop unset CLI options so they do not override the preset or the config file."""
+    return {
+        name: {k: v for k, v in values.items() if v is not None}
+        for name, values in sections.items()
+        if any(v is not None for v in values.values())
+    }
 
-    result = run_demo(out, DemoConfig(seed=seed, num_frames=frames))
-    typer.echo(f"example video:   {result.video}")
-    typer.echo(f"sidecar depth:   {result.depth}")
-    typer.echo(
-        f"occlusion mask M vs exact: IoU {result.mask_iou:.3f} "
-        f"(after Eq. 2 refinement {result.refined_mask_iou:.3f}); "
-        f"mask flicker {result.flicker_before:.4f} -> {result.flicker_after:.4f}"
-    )
-    typer.echo(f"preview written to {result.preview.resolve()}")
+
+@app.command()
+def build(
+    videos: Annotated[
+        list[str],
+        typer.Option(
+            "--videos",
+            help="A folder (searched recursively), a .txt/.lst list of paths, a glob or a "
+            "file; repeat for several.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder of shards.")],
+    preset: Annotated[
+        str | None, typer.Option(help="Backends preset: paper (dpt+sd+raft) or offline.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file of per-section overrides (see README).")
+    ] = None,
+    executor: Annotated[str | None, typer.Option(help="local or ray.")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: RAY_ADDRESS or local).")
+    ] = None,
+    num_gpus: Annotated[float | None, typer.Option(help="GPUs per DVG actor (Ray).")] = None,
+    dvg_actors: Annotated[int | None, typer.Option(help="DVG actors (Ray).")] = None,
+    decode_workers: Annotated[int | None, typer.Option(help="Concurrent decoders (Ray).")] = None,
+    depth: Annotated[str | None, typer.Option(help="Depth backend.")] = None,
+    depth_model: Annotated[str | None, typer.Option(help="Depth hub id or local path.")] = None,
+    inpaint: Annotated[str | None, typer.Option(help="Inpainting backend.")] = None,
+    inpaint_model: Annotated[
+        str | None, typer.Option(help="Inpainting hub id or local path.")
+    ] = None,
+    flow: Annotated[str | None, typer.Option(help="Optical-flow backend.")] = None,
+    flow_model: Annotated[str | None, typer.Option(help="Flow checkpoint path.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1...")] = None,
+    clip_length: Annotated[int | None, typer.Option(help="Frames per clip.")] = None,
+    short_side: Annotated[int | None, typer.Option(help="Target short side in pixels.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Resample videos to this frame rate.")] = None,
+    max_clips_per_video: Annotated[int | None, typer.Option(help="Clips per video cap.")] = None,
+    videos_per_group: Annotated[int | None, typer.Option(help="Input videos per shard.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the per-clip stereo draw.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild every group from scratch.")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="Redo committed groups that recorded failures.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show the progress display.")] = True,
+) -> None:
+    """Run the DVG data engine over videos and write resumable WebDataset shards."""
+    from rich.console import Console
+
+    from dvg.backends import MissingWeightsError
+    from dvg.build import apply_overrides, load_config
+    from dvg.build import build as run_build
+    from dvg.build.progress import summary_table
+
+    devices = {"device": device} if device else {}
+    try:
+        cfg = load_config(config, preset)
+        cfg = apply_overrides(
+            cfg,
+            _overrides(
+                depth={"name": depth, "model": depth_model, **devices},
+                inpaint={"name": inpaint, "model": inpaint_model, **devices},
+                flow={"name": flow, "model": flow_model, **devices},
+                video={
+                    "clip_length": clip_length,
+                    "short_side": short_side,
+                    "fps": fps,
+                    "max_clips_per_video": max_clips_per_video,
+                },
+                output={"videos_per_group": videos_per_group},
+                stereo={"seed": seed},
+                executor={
+                    "kind": executor,
+                    "ray_address": ray_address,
+                    "num_gpus": num_gpus,
+                    "dvg_actors": dvg_actors,
+                    "decode_workers": decode_workers,
+                },
+            ),
+        )
+        summary = run_build(
+            videos, out, cfg, overwrite=overwrite, retry_failed=retry_failed, show_progress=progress
+        )
+    except (ValueError, MissingWeightsError) as error:
+        typer.echo(f"dvg build: {error}", err=True)
+        raise typer.Exit(2) from None
+    Console().print(summary_table(summary))
+    if not summary.succeeded:
+        typer.echo("dvg build: no sample was produced; see the ledgers (dvg inspect)", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def inspect(
+    out: Annotated[Path, typer.Argument(help="Output folder of `dvg build`.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+) -> None:
+    """Summarise a build from its ledgers: counts, failure reasons, mask and disparity stats."""
+    import json
+
+    from rich.console import Console
+
+    from dvg.report import inspect_output, render_inspect
+
+    try:
+        report = inspect_output(out)
+    except ValueError as error:
+        typer.echo(f"dvg inspect: {error}", err=True)
+        raise typer.Exit(2) from None
+    if json_output:
+        typer.echo(json.dumps(report.to_dict(), indent=1))
+    else:
+        Console().print(render_inspect(report))
+
+
+@app.command()
+def preview(
+    source: Annotated[Path, typer.Argument(help="A shard .tar or a `dvg build` output folder.")],
+    out: Annotated[Path, typer.Option(help="Contact sheet PNG to write.")] = Path("preview.png"),
+    samples: Annotated[int, typer.Option(min=1, help="Samples to show.")] = 4,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per sample.")] = 1,
+    video: Annotated[
+        Path | None, typer.Option(help="Also write a side-by-side mp4 of the first sample.")
+    ] = None,
+) -> None:
+    """Draw x1, x2, M over x1, x1~ and depth for a few samples (and optionally an mp4)."""
+    from dvg.report import preview as draw_preview
+
+    try:
+        result = draw_preview(source, out, samples=samples, frames_per_sample=frames, video=video)
+    except ValueError as error:
+        typer.echo(f"dvg preview: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"preview written to {result.png.resolve()} ({len(result.rows)} rows)")
+    if result.video is not None:
+        typer.echo(f"side-by-side video written to {result.video.resolve()}")
 
 
 @app.command()

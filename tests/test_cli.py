@@ -26,18 +26,31 @@ def test_help_of_every_console_script(script, word):
     assert word in result.stdout
 
 
-def test_dvg_demo_writes_preview_and_example(tmp_path):
-    result = run(str(BIN / "dvg"), "demo", "--out", str(tmp_path), "--frames", "3")
-    assert result.returncode == 0, result.stderr
-    preview = tmp_path / "preview.png"
-    assert str(preview.resolve()) in result.stdout
-    image = cv2.imread(str(preview))
-    # Three rows of six 256x448 panels: x1, splat + holes, x2, M, x1~, depth.
-    assert image.shape == (3 * 256, 6 * 448, 3)
-    assert (tmp_path / "example.mp4").stat().st_size > 0
-    assert (tmp_path / "example.depth.npy").exists()
-    iou = float(result.stdout.split("IoU ")[1].split()[0])
-    assert iou >= 0.9
+def test_demo_chain_synth_build_inspect_preview(tmp_path):
+    """What `make demo` runs, on a shorter example: every step exits 0 and the preview has the
+    five panels (x1, x2, M over x1, x1~, depth) for each previewed frame."""
+    dvg = str(BIN / "dvg")
+    videos, shards = tmp_path / "videos", tmp_path / "shards"
+    steps = [
+        [dvg, "synth", "example", "--out", str(videos), "--frames", "8"],
+        [dvg, "build", "--preset", "offline", "--videos", str(videos), "--out", str(shards),
+         "--clip-length", "8", "--no-progress"],
+        [dvg, "inspect", str(shards)],
+        [dvg, "preview", str(shards), "--out", str(tmp_path / "preview.png"), "--frames", "3",
+         "--video", str(tmp_path / "preview.mp4")],
+    ]  # fmt: skip
+    outputs = []
+    for step in steps:
+        result = run(*step)
+        assert result.returncode == 0, (step[1], result.stdout, result.stderr)
+        outputs.append(result.stdout)
+    assert "summary" in outputs[1]
+    assert "sidecar" in outputs[2] or "samples" in outputs[2]
+    image = cv2.imread(str(tmp_path / "preview.png"))
+    # Three rows (frames) of five panels; panels keep the 256x448 example's aspect.
+    assert image.shape[1] % 5 == 0 and image.shape[0] % 3 == 0
+    assert image.shape[0] // 3 >= 256 * (image.shape[1] // 5 - 4) / 448 * 0.9
+    assert (tmp_path / "preview.mp4").stat().st_size > 0
 
 
 def test_dvg_synth_rejects_unknown_scene(tmp_path):

@@ -1,0 +1,204 @@
+"""`dvg build` as a library call: plan groups, skip committed ones, run an executor, summarise."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dvg import __version__
+from dvg.backends import check_weights
+from dvg.build.config import BuildConfig
+from dvg.build.output import (
+    CONFIG_FILE,
+    STATS_SUFFIX,
+    Group,
+    atomic_write,
+    clean_partial,
+    plan_groups,
+    read_done,
+    rebuild_manifest,
+)
+from dvg.build.progress import BuildProgress
+from dvg.video import discover_inputs
+
+
+@dataclass
+class BuildSummary:
+    """What a build left in the output folder, and what this run did."""
+
+    out_dir: Path
+    manifest: Path
+    groups_total: int
+    groups_written: int
+    groups_skipped: int
+    videos_ok: int
+    videos_partial: int
+    videos_failed: int
+    samples: int
+    clips_failed: int
+    frames_this_run: int
+    seconds: float
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds per stage this run (decode, depth, geometry, inpaint, flow, encode, write)."""
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames_this_run / max(self.seconds, 1e-9)
+
+    @property
+    def succeeded(self) -> bool:
+        """False when there was work and nothing at all came out of it."""
+        return self.samples > 0 or self.groups_total == 0
+
+
+def _check_output(out_dir: Path, config: BuildConfig, overwrite: bool) -> None:
+    """Refuse to mix configurations in one output folder (unless overwriting)."""
+    path = out_dir / CONFIG_FILE
+    if overwrite or not path.exists():
+        return
+    previous = json.loads(path.read_text())
+    if previous.get("config_hash") != config.data_hash():
+        raise ValueError(
+            f"{out_dir} was built with a different configuration (config_hash "
+            f"{previous.get('config_hash')} vs {config.data_hash()}); pass --overwrite to "
+            "rebuild it or choose another --out"
+        )
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    """--overwrite: delete every committed group so stale shards cannot survive."""
+    for stats in out_dir.glob(f"*{STATS_SUFFIX}"):
+        name = stats.name[: -len(STATS_SUFFIX)]
+        stats.unlink()  # the done marker goes first, so a kill here leaves "not done"
+        for suffix in (".tar", ".parquet"):
+            (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    (out_dir / "manifest.json").unlink(missing_ok=True)
+
+
+def plan_work(
+    groups: Sequence[Group], out_dir: Path, config: BuildConfig, *, retry_failed: bool
+) -> tuple[list[Group], list[dict[str, Any]]]:
+    """Split groups into pending ones and done markers of committed ones.
+
+    A committed group whose recorded inputs differ from the plan means the input set changed
+    since the folder was written: an error, since regrouping would silently shift shards.
+    """
+    pending, done = [], []
+    config_hash = config.data_hash()
+    for group in groups:
+        stats = read_done(out_dir, group)
+        if stats is None:
+            pending.append(group)
+            continue
+        if stats.get("videos") != list(group.videos):
+            raise ValueError(
+                f"group {group.name} in {out_dir} was built from other input videos than this "
+                "run plans (the input set or videos_per_group changed); pass --overwrite or use "
+                "a new --out"
+            )
+        if stats.get("config_hash") != config_hash:
+            raise ValueError(
+                f"group {group.name} in {out_dir} was built with config_hash "
+                f"{stats.get('config_hash')}, this run has {config_hash}; pass --overwrite"
+            )
+        failed = stats.get("videos_failed", 0) + stats.get("videos_partial", 0)
+        if retry_failed and failed:
+            pending.append(group)
+        else:
+            done.append(stats)
+    return pending, done
+
+
+def build(
+    sources: Sequence[str | Path],
+    out_dir: str | Path,
+    config: BuildConfig,
+    *,
+    overwrite: bool = False,
+    retry_failed: bool = False,
+    show_progress: bool = True,
+) -> BuildSummary:
+    """Run DVG over every input video and write resumable WebDataset shards to ``out_dir``.
+
+    Raises ``ValueError`` (bad configuration, no inputs, an output folder from another
+    configuration) or :class:`~dvg.backends.MissingWeightsError` before any work starts; once
+    work starts, a bad video or clip becomes a ledger row and never stops the run.
+    """
+    start = time.monotonic()
+    out_dir = Path(out_dir)
+    videos = discover_inputs([str(s) for s in sources])
+    if not videos:
+        raise ValueError(f"no input videos found in {', '.join(map(str, sources))}")
+    for kind in ("depth", "inpaint", "flow"):
+        check_weights(kind, getattr(config, kind))
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_output(out_dir, config, overwrite)
+    clean_partial(out_dir)
+    if overwrite:
+        _remove_outputs(out_dir)
+    groups = plan_groups(videos, config.output.videos_per_group)
+    pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
+    record = {"config_hash": config.data_hash(), "code_version": __version__, **config.to_dict()}
+    atomic_write(out_dir / CONFIG_FILE, lambda f: f.write(json.dumps(record, indent=1).encode()))
+    manifest_extra = {"config_hash": config.data_hash(), "code_version": __version__}
+
+    progress = BuildProgress(sum(len(g.videos) for g in pending), enabled=show_progress)
+    written: list[dict[str, Any]] = []
+    try:
+        if pending:
+            if config.executor.kind == "ray":
+                from dvg.build.ray_executor import run_ray
+
+                committed = run_ray(config, out_dir, pending, progress)
+            else:
+                from dvg.build.local import run_local
+
+                committed = run_local(config, out_dir, pending, progress)
+            for stats in committed:
+                written.append(stats)
+                # A valid manifest after every group: a killed run is still readable.
+                rebuild_manifest(out_dir, manifest_extra)
+    finally:
+        progress.close()
+    manifest = rebuild_manifest(out_dir, manifest_extra)
+    return summarise(out_dir, manifest, groups, written, time.monotonic() - start)
+
+
+def summarise(
+    out_dir: Path,
+    manifest: Path,
+    groups: Sequence[Group],
+    written: Sequence[dict[str, Any]],
+    seconds: float,
+) -> BuildSummary:
+    """Totals over every committed group in ``out_dir`` plus this run's own figures."""
+    all_stats = [s for g in groups if (s := read_done(out_dir, g)) is not None]
+    failures: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    for stats in all_stats:
+        failures.update(stats.get("failures_by_reason", {}))
+    for stats in written:
+        stages.update(stats.get("seconds", {}))
+    return BuildSummary(
+        out_dir=out_dir,
+        manifest=manifest,
+        groups_total=len(groups),
+        groups_written=len(written),
+        groups_skipped=len(groups) - len(written),
+        videos_ok=sum(s["videos_ok"] for s in all_stats),
+        videos_partial=sum(s["videos_partial"] for s in all_stats),
+        videos_failed=sum(s["videos_failed"] for s in all_stats),
+        samples=sum(s["samples"] for s in all_stats),
+        clips_failed=sum(s["clips_failed"] for s in all_stats),
+        frames_this_run=sum(s["frames"] for s in written),
+        seconds=seconds,
+        failures_by_reason=dict(failures),
+        stage_seconds={k: round(v, 3) for k, v in stages.items()},
+    )
