@@ -34,7 +34,9 @@ def machine_description() -> str:
 
 def header() -> str:
     """Machine, command and date lines for a section."""
-    command = " ".join(shlex.quote(a) for a in ["python", *sys.argv])
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    argv = ["-m", spec.name, *sys.argv[1:]] if spec is not None else sys.argv
+    command = " ".join(shlex.quote(a) for a in ["python", *argv])
     today = _dt.date.today().isoformat()
     return f"- Machine: {machine_description()}\n- Command: `{command}`\n- Date: {today}\n"
 
