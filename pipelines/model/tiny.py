@@ -1,0 +1,137 @@
+"""Tiny random SVD and SD2.1 component directories, saved in the real layouts.
+
+For tests and the trainer's `tiny` preset (like diffusers' own test components): they load through
+exactly the code path of the hub checkpoints, `from_components(ModelConfig(svd=dir, refiner=dir))`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import (
+    AutoencoderKLTemporalDecoder,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+    UNetSpatioTemporalConditionModel,
+)
+from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+try:
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:  # pragma: no cover - transformers 4.x
+    from transformers import CLIPImageProcessor
+
+# Shared by both tiny U-Nets so their spatial self-attentions pair 1:1 (32, 32 | 64 | 32, 32, 32).
+TINY_BLOCK_OUT_CHANNELS = (32, 64)
+TINY_CROSS_ATTENTION_DIM = 32
+TINY_HEADS = 8
+# SVD's scheduler configuration (EDM-style Euler, v-prediction, continuous timesteps).
+SVD_SCHEDULER_CONFIG = {
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "sigma_max": 700.0,
+    "sigma_min": 0.002,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "timestep_type": "continuous",
+    "use_karras_sigmas": True,
+}
+
+
+def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
+    """Write a tiny random SVD pipeline directory (model_index.json + unet, vae, image_encoder,
+    feature_extractor, scheduler). The VAE downsamples 8x like SVD's: 64x64 images -> 8x8 latents.
+    """
+    # Imported here: importing the SVD pipeline makes transformers warn about torchvision.
+    from diffusers import StableVideoDiffusionPipeline
+
+    path = Path(path)
+    torch.manual_seed(seed)
+    unet = UNetSpatioTemporalConditionModel(
+        sample_size=32,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        block_out_channels=TINY_BLOCK_OUT_CHANNELS,
+        layers_per_block=2,
+        cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
+        num_attention_heads=TINY_HEADS,
+        addition_time_embed_dim=32,
+        projection_class_embeddings_input_dim=96,
+    )
+    vae = AutoencoderKLTemporalDecoder(
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        block_out_channels=(32, 32, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        sample_size=64,
+    )
+    image_encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=TINY_CROSS_ATTENTION_DIM,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            image_size=32,
+            patch_size=4,
+        )
+    )
+    feature_extractor = CLIPImageProcessor(crop_size=32, size=32)
+    scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)
+    pipeline = StableVideoDiffusionPipeline(
+        vae=vae,
+        image_encoder=image_encoder,
+        unet=unet,
+        scheduler=scheduler,
+        feature_extractor=feature_extractor,
+    )
+    pipeline.save_pretrained(path)
+    # transformers 5 saves the PIL fallback's class name; the hub's SVD index says
+    # CLIPImageProcessor, and the tiny directory should read like the real one.
+    index_path = path / "model_index.json"
+    index = json.loads(index_path.read_text())
+    index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
+    index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def save_tiny_sd(path: str | Path, seed: int = 0, layout: str = "matching") -> Path:
+    """Write a tiny random SD2.1-layout directory holding only unet/ (all the RefinerNet needs).
+
+    layout="matching": its spatial self-attentions pair 1:1 with save_tiny_svd's U-Net.
+    layout="mismatched": the cross-attention blocks sit at the other resolution (64 channels
+    where the SVD U-Net has 32), for the pairing failure test.
+    """
+    if layout == "matching":
+        down = ("CrossAttnDownBlock2D", "DownBlock2D")
+        up = ("UpBlock2D", "CrossAttnUpBlock2D")
+    elif layout == "mismatched":
+        down = ("DownBlock2D", "CrossAttnDownBlock2D")
+        up = ("CrossAttnUpBlock2D", "UpBlock2D")
+    else:
+        raise ValueError(f"save_tiny_sd: layout must be 'matching' or 'mismatched', got {layout!r}")
+    path = Path(path)
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=TINY_BLOCK_OUT_CHANNELS,
+        layers_per_block=2,
+        cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
+        # diffusers reads SD2.x's attention_head_dim as the number of heads.
+        attention_head_dim=TINY_HEADS,
+        use_linear_projection=True,
+    )
+    unet.save_pretrained(path / "unet")
+    return path
