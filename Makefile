@@ -38,6 +38,8 @@ bench: install
 	$(BIN)/python benchmarks/splat.py --write docs/benchmarks.md
 	$(BIN)/python benchmarks/geometry_accuracy.py --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.dvg --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.train --stage 1 --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.train --stage 2 --write docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

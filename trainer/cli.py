@@ -1,16 +1,78 @@
-"""`trainer` command line: two-stage training arrives with the trainer issue; --help for now."""
+"""`trainer` command line: thin wrappers over trainer.loop.fit and model export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(
     help=(
-        "Train SpatialDreamer (paper 3.3-3.5) on shards written by `dvg build`. "
-        "Not implemented yet: `trainer fit` and `trainer export` are planned."
+        "Train SpatialDreamer (paper 3.3-3.5) on shards written by `dvg build`: "
+        "`trainer fit` (stage 1 or 2) and `trainer export`."
     ),
     no_args_is_help=True,
 )
 
 
-@app.callback()
-def main() -> None:
-    """Train SpatialDreamer on DVG shards (planned: `fit`, `export`)."""
+@app.command()
+def fit(
+    shards: Annotated[str, typer.Argument(help="`dvg build` output folder or its manifest.json.")],
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/PRESET-stageN).")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="paper or tiny.")] = None,
+    stage: Annotated[int | None, typer.Option(help="1 (frames) or 2 (8-frame clips).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file of per-section overrides.")] = None,
+    init_from: Annotated[
+        str | None, typer.Option(help="Stage 2: a stage-1 run directory or exported model.")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    steps: Annotated[int | None, typer.Option(help="Total optimisation steps.")] = None,
+    svd: Annotated[str | None, typer.Option(help="SVD hub id or local dir.")] = None,
+    refiner: Annotated[str | None, typer.Option(help="SD2.1 hub id or local dir.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Per-process batch size.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Square training resolution.")] = None,
+    mixed_precision: Annotated[str | None, typer.Option(help="no, bf16 or fp16.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
+) -> None:
+    """Train one stage; resumable with --resume."""
+    from trainer.config import apply_overrides, load_config
+    from trainer.loop import NonFiniteLossError
+    from trainer.loop import fit as run_fit
+
+    def given(**values):
+        return {k: v for k, v in values.items() if v is not None}
+
+    try:
+        cfg = load_config(config, preset=preset, stage=stage)
+        overrides = {
+            "data": {"shards": shards, **given(batch_size=batch_size, resolution=resolution)},
+            "model": given(init_from=init_from, svd=svd, refiner=refiner),
+            "run": given(steps=steps, mixed_precision=mixed_precision, grad_accum=grad_accum),
+        }
+        cfg = apply_overrides(cfg, {k: v for k, v in overrides.items() if v})
+        run_dir = run_dir or Path("runs") / f"{cfg.preset}-stage{cfg.stage}"
+        result = run_fit(cfg, run_dir, resume=resume)
+    except (ValueError, NonFiniteLossError) as error:
+        typer.echo(f"trainer fit: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"trained to step {result.step}; run directory {result.run_dir.resolve()}")
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory (uses its last checkpoint).")],
+    out: Annotated[Path, typer.Option(help="Directory for the diffusers-style model.")],
+) -> None:
+    """Write the trained model as a directory the inference pipeline loads."""
+    from trainer.stages import load_model
+
+    try:
+        model = load_model(run)
+    except ValueError as error:
+        typer.echo(f"trainer export: {error}", err=True)
+        raise typer.Exit(2) from None
+    model.save_pretrained(out)
+    typer.echo(f"model written to {out.resolve()}")

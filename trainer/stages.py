@@ -1,0 +1,92 @@
+"""The two training stages (paper 3.5): what is built and what is trained in each.
+
+Stage 1 (single frames): RefinerNet, the U-Net's spatial layers (including the widened
+``conv_in``) and the new deviation-strength embedding are trained; the temporal layers are
+frozen and TIL is absent. Stage 2 (8-frame clips, from a stage-1 checkpoint): only the U-Net's
+temporal layers and TIL are trained. The VAE and the CLIP image encoder are always frozen.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
+from trainer.checkpoint import latest_checkpoint, load_trainable
+from trainer.config import TrainConfig, config_from_dict
+
+STAGE_GROUPS: dict[int, tuple[str, ...]] = {
+    1: ("unet_spatial", "unet_conv_in", "refiner", "deviation"),
+    2: ("unet_temporal", "til"),
+}
+
+
+def configure_stage(model: SpatialDreamerModel, stage: int) -> list[nn.Parameter]:
+    """Freeze everything, then unfreeze the stage's groups; returns the trainable parameters."""
+    if stage == 2 and model.til is None:
+        raise ValueError("stage 2 trains TIL: build the model with TIL (model.enable_til())")
+    model.requires_grad_(False)
+    groups = model.trainable_groups()
+    trainable: list[nn.Parameter] = []
+    for name in STAGE_GROUPS[stage]:
+        for parameter in groups.get(name, []):
+            parameter.requires_grad_(True)
+            trainable.append(parameter)
+    if not trainable:
+        raise ValueError(f"stage {stage} has no trainable parameters")
+    return trainable
+
+
+def trainable_names(model: nn.Module) -> list[str]:
+    """Names of the parameters that require gradients (what a checkpoint stores)."""
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+def _component(source: str, run_dir: Path, kind: str) -> str:
+    """``tiny`` -> random tiny components saved once in the run directory (diffusers layout)."""
+    if source != "tiny":
+        return source
+    path = run_dir / "components" / kind
+    if not (path / "model_index.json").exists() and not (path / "config.json").exists():
+        (save_tiny_svd if kind == "svd" else save_tiny_sd)(path)
+    return str(path)
+
+
+def build_model(config: TrainConfig, run_dir: Path) -> SpatialDreamerModel:
+    """The model a run starts from: pretrained SVD + SD2.1 (stage 1) or a stage-1 model + TIL."""
+    source = config.model
+    if config.stage == 1:
+        model_config = ModelConfig(
+            svd=_component(source.svd, run_dir, "svd"),
+            refiner=_component(source.refiner, run_dir, "refiner"),
+            til=False,
+            til_lambda=source.til_lambda,
+            til_frames=source.til_frames,
+            default_deviation=source.default_deviation,
+        )
+        return SpatialDreamerModel.from_components(model_config)
+    if source.init_from is None:
+        raise ValueError("stage 2 starts from a stage-1 run: set --init-from RUN (model.init_from)")
+    model = load_model(Path(source.init_from))
+    if model.til is None:
+        model.enable_til()
+    return model
+
+
+def load_model(path: Path) -> SpatialDreamerModel:
+    """A model from an exported directory or from a run's last checkpoint."""
+    if (path / "spatialdreamer.json").exists():
+        return SpatialDreamerModel.from_pretrained(path)
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise ValueError(f"{path} is neither an exported model nor a training run directory")
+    config = config_from_dict(json.loads(config_file.read_text()))
+    model = build_model(config, path)
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is None:
+        raise ValueError(f"run {path} has no checkpoint yet")
+    configure_stage(model, config.stage)
+    load_trainable(model, checkpoint)
+    return model
