@@ -1,11 +1,16 @@
-"""`evaluation` command line. Benchmarks arrive with the evaluation issue; only --help for now."""
+"""`evaluation` command line: thin wrapper over evaluation.runner.run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 app = typer.Typer(
     help=(
-        "Measure stereo synthesis the paper's way (PSNR, SSIM, LPIPS at t=5/10; FVD, E_warp). "
-        "Not implemented yet: `evaluation run --benchmark realestate10k` is planned."
+        "Measure stereo synthesis the paper's way (PSNR, SSIM, LPIPS at t=5/10; FVD, E_warp): "
+        "`evaluation run --benchmark synthetic|realestate10k|video`."
     ),
     no_args_is_help=True,
 )
@@ -13,4 +18,40 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """Evaluate stereo synthesis methods (planned: `run`)."""
+    """Evaluate stereo synthesis methods."""
+
+
+@app.command()
+def run(
+    benchmark: Annotated[str, typer.Option(help="synthetic, realestate10k or video.")],
+    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation_output"),
+    methods: Annotated[
+        list[str], typer.Option("--methods", help="oracle, warp-telea, warp-sd, spatialdreamer.")
+    ] = ["oracle", "warp-telea"],  # noqa: B006 (typer needs a list default)
+    data: Annotated[str | None, typer.Option(help="RealEstate10K folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Exported SpatialDreamer model.")] = None,
+    depth_model: Annotated[str | None, typer.Option(help="Depth backend or dpt path.")] = None,
+    lpips_trunk: Annotated[str, typer.Option(help="alex or vgg.")] = "alex",
+    lpips_trunk_weights: Annotated[str | None, typer.Option(help="torchvision checkpoint.")] = None,
+    lpips_linear_weights: Annotated[str | None, typer.Option(help="LPIPS lin layers.")] = None,
+    max_pairs: Annotated[int | None, typer.Option(help="Evaluate at most this many pairs.")] = None,
+) -> None:
+    """Score methods on a benchmark; writes results.json, CSVs, report.md, plots, examples."""
+    from dvg.backends import MissingWeightsError
+    from evaluation.metrics import MissingMetricWeightsError
+    from evaluation.runner import EvaluationConfig, parse_methods
+    from evaluation.runner import run as run_evaluation
+
+    config = EvaluationConfig(
+        benchmark=benchmark, out=str(out), methods=parse_methods(methods), data=data,
+        model=model, depth_model=depth_model, lpips_trunk=lpips_trunk,
+        lpips_trunk_weights=lpips_trunk_weights, lpips_linear_weights=lpips_linear_weights,
+        max_pairs=max_pairs,
+    )  # fmt: skip
+    try:
+        paths = run_evaluation(config)
+    except (ValueError, MissingMetricWeightsError, MissingWeightsError) as error:
+        typer.echo(f"evaluation run: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo((Path(paths["markdown"])).read_text())
+    typer.echo(f"report written to {Path(paths['markdown']).resolve()}")
