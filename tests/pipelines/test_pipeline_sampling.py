@@ -1,0 +1,173 @@
+"""SpatialDreamerPipeline on a tiny exported model: loading, sampling controls, windows, I/O."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
+from pipelines.pipeline import SpatialDreamerPipeline, hole_alpha
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model with TIL written exactly as `trainer export` writes one."""
+    root = tmp_path_factory.mktemp("pipeline_model")
+    config = ModelConfig(
+        svd=str(save_tiny_svd(root / "svd")), refiner=str(save_tiny_sd(root / "sd", seed=1))
+    )
+    model = SpatialDreamerModel.from_components(config)
+    model.enable_til()
+    model.save_pretrained(root / "model")
+    return root / "model"
+
+
+@pytest.fixture(scope="module")
+def pipe(model_dir: Path) -> SpatialDreamerPipeline:
+    pipeline = SpatialDreamerPipeline.from_pretrained(model_dir)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def make_chunk(frames: int, height: int = 64, width: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    left = rng.integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
+    warped = np.roll(left, -3, axis=2)
+    holes = np.zeros((frames, height, width), dtype=bool)
+    holes[:, 16:40, 20:28] = True
+    warped[holes] = 0
+    return left, warped, holes
+
+
+def test_loads_an_exported_directory_with_its_til_and_scheduler(pipe):
+    assert pipe.model.til is not None
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    assert pipe.scheduler.config.use_karras_sigmas
+    pipe.scheduler.set_timesteps(3)
+    assert pipe.scheduler.sigmas[0].item() == pytest.approx(700.0)
+    assert pipe.device == torch.device("cpu") and pipe.dtype == torch.float32
+
+
+def test_missing_model_directory_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        SpatialDreamerPipeline.from_pretrained(tmp_path / "nothing-here")
+
+
+def test_output_shape_dtype_and_seed_determinism(pipe):
+    left, warped, holes = make_chunk(4)
+    out = pipe(left, warped, holes, steps=2, seed=3)
+    assert out.frames.shape == (4, 64, 64, 3) and out.frames.dtype == np.uint8
+    again = pipe.right_views(left=left, warped=warped, holes=holes, steps=2, seed=3)
+    other = pipe.right_views(left=left, warped=warped, holes=holes, steps=2, seed=4)
+    np.testing.assert_array_equal(out.frames, again)
+    assert np.any(other[holes] != again[holes])
+
+
+def test_keep_known_keeps_the_warped_pixels_outside_the_holes(pipe):
+    left, warped, holes = make_chunk(3)
+    exact = pipe.right_views(left, warped, holes, steps=2, known_margin=0)
+    np.testing.assert_array_equal(exact[~holes], warped[~holes])
+    feathered = pipe.right_views(left, warped, holes, steps=2)
+    alpha = hole_alpha(torch.from_numpy(holes)[:, None], 2)[:, 0].numpy()
+    np.testing.assert_array_equal(feathered[alpha == 0], warped[alpha == 0])
+    generated = pipe.right_views(left, warped, holes, steps=2, keep_known=False)
+    assert np.any(generated[~holes] != warped[~holes])
+    np.testing.assert_array_equal(generated[holes], exact[holes])
+
+
+def test_classifier_free_guidance_runs_and_changes_the_result(pipe):
+    left, warped, holes = make_chunk(3)
+    plain = pipe.right_views(left, warped, holes, steps=2, keep_known=False)
+    guided = pipe.right_views(left, warped, holes, steps=2, guidance=3.0, keep_known=False)
+    assert guided.shape == plain.shape
+    assert np.any(guided != plain)
+
+
+def test_deviation_strength_steers_the_output_once_its_mlp_is_trained(model_dir):
+    pipe = SpatialDreamerPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    left, warped, holes = make_chunk(2)
+    kwargs = {"steps": 2, "keep_known": False}
+    # Zero-initialised last layer (paper 3.4.2): the control has no effect yet.
+    np.testing.assert_array_equal(
+        pipe.right_views(left, warped, holes, deviation=0.0, **kwargs),
+        pipe.right_views(left, warped, holes, deviation=0.5, **kwargs),
+    )
+    with torch.no_grad():
+        last = pipe.model.deviation_embedding.mlp.linear_2
+        last.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(0))
+    low = pipe.right_views(left, warped, holes, deviation=0.0, **kwargs)
+    high = pipe.right_views(left, warped, holes, deviation=0.5, **kwargs)
+    default = pipe.right_views(left, warped, holes, **kwargs)
+    assert np.any(low != high)
+    assert pipe.model.config.default_deviation not in (0.0, 0.5)
+    assert np.any(default != low) and np.any(default != high)
+
+
+def test_twenty_frames_in_windows_match_the_streaming_generator(pipe):
+    left, warped, holes = make_chunk(20, seed=1)
+    kwargs = {"steps": 2, "window": 8, "overlap": 2, "seed": 5, "decode_chunk_size": 4}
+    chunk = pipe.right_views(left, warped, holes, **kwargs)
+    assert chunk.shape == (20, 64, 64, 3)
+    streamed = pipe.stream_right_views(
+        (frame for frame in left), (frame for frame in warped), (frame for frame in holes), **kwargs
+    )
+    np.testing.assert_array_equal(np.stack(list(streamed)), chunk)
+
+
+def test_default_window_is_the_til_clip_length(pipe):
+    assert pipe._resolve_window(None, None) == (pipe.model.config.til_frames, 2)
+    assert pipe._resolve_window(4, None) == (4, 1)
+    with pytest.raises(ValueError, match="overlap"):
+        pipe._resolve_window(4, 4)
+
+
+def test_sizes_that_are_not_multiples_are_padded_and_cropped(pipe):
+    left, warped, holes = make_chunk(2, height=40, width=72)
+    out = pipe.right_views(left, warped, holes, steps=1)
+    assert out.shape == (2, 40, 72, 3)
+    alpha = hole_alpha(torch.from_numpy(holes)[:, None], 2)[:, 0].numpy()
+    np.testing.assert_array_equal(out[alpha == 0], warped[alpha == 0])
+
+
+def test_cpu_offload_is_a_no_op_on_cpu_and_to_moves_the_model(pipe):
+    left, warped, holes = make_chunk(2)
+    before = pipe.right_views(left, warped, holes, steps=1)
+    pipe.enable_model_cpu_offload(device="cpu")
+    np.testing.assert_array_equal(pipe.right_views(left, warped, holes, steps=1), before)
+    assert pipe.to("cpu") is pipe and pipe.device == torch.device("cpu")
+    np.testing.assert_array_equal(pipe.right_views(left, warped, holes, steps=1), before)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"left": "float"}, "uint8"),
+        ({"holes": "uint8"}, "bool"),
+        ({"warped": "short"}, "same F"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(pipe, change, message):
+    left, warped, holes = make_chunk(2)
+    if change.get("left") == "float":
+        left = left.astype(np.float32)
+    if change.get("holes") == "uint8":
+        holes = holes.astype(np.uint8)
+    if change.get("warped") == "short":
+        warped = warped[:1]
+    with pytest.raises(ValueError, match=message):
+        pipe.right_views(left, warped, holes, steps=1)
+
+
+def test_save_pretrained_round_trips(pipe, tmp_path):
+    pipe.save_pretrained(tmp_path / "copy")
+    loaded = SpatialDreamerPipeline.from_pretrained(tmp_path / "copy")
+    loaded.set_progress_bar_config(disable=True)
+    left, warped, holes = make_chunk(2)
+    np.testing.assert_array_equal(
+        loaded.right_views(left, warped, holes, steps=1),
+        pipe.right_views(left, warped, holes, steps=1),
+    )
