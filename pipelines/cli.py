@@ -1,11 +1,19 @@
-"""`spatialdreamer` command line: conversion arrives with the inference issue; --help for now."""
+"""`spatialdreamer` command line: thin over ``pipelines.convert.convert`` (docs/convert.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from pipelines.convert.formats import LAYOUTS
+
 app = typer.Typer(
     help=(
-        "Turn a mono video into a stereo (spatial) video. "
-        "Not implemented yet: `spatialdreamer convert INPUT --out OUTPUT` is planned."
+        "Turn a mono video into a stereo (spatial) video: "
+        "`spatialdreamer convert INPUT --out OUTPUT` writes side-by-side, top-bottom, anaglyph "
+        "or right-eye video for headset players, with the audio kept."
     ),
     no_args_is_help=True,
 )
@@ -13,4 +21,132 @@ app = typer.Typer(
 
 @app.callback()
 def main() -> None:
-    """Convert mono video to stereo video (planned: `convert`)."""
+    """Convert mono video to stereo video."""
+
+
+@app.command()
+def convert(
+    input: Annotated[Path, typer.Argument(help="The mono video to convert.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Output file, or a folder that receives <stem>_LRF_Full_SBS.mp4 (etc.)."),
+    ],
+    method: Annotated[
+        str,
+        typer.Option(
+            help="warp-inpaint (no trained model), spatialdreamer (needs --model), "
+            "warp-telea or warp-sd."
+        ),
+    ] = "warp-inpaint",
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder written by `trainer export`.")
+    ] = None,
+    layout: Annotated[str, typer.Option(help=f"One of: {', '.join(LAYOUTS)}.")] = "full-sbs",
+    inpaint: Annotated[
+        str, typer.Option(help="Hole filling of warp-inpaint: telea or sd.")
+    ] = "telea",
+    inpaint_model: Annotated[
+        str | None, typer.Option(help="Hub id or folder of the sd inpainting model.")
+    ] = None,
+    depth_model: Annotated[
+        str | None, typer.Option(help="Depth model hub id or folder (default: MiDaS DPT).")
+    ] = None,
+    depth_backend: Annotated[
+        str | None, typer.Option(help="dpt, depth-anything or marigold.")
+    ] = None,
+    depth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own depth instead of a model: a folder of sidecars "
+            "(<stem>.depth.npy ...) or one depth file / PNG folder for this video."
+        ),
+    ] = None,
+    strength: Annotated[
+        float, typer.Option(help="3D strength: disparity span as a fraction of the width.")
+    ] = 0.03,
+    convergence: Annotated[
+        float, typer.Option(help="Screen plane, 0 (far end) .. 1 (near end).")
+    ] = 0.0,
+    depth_smoothing: Annotated[
+        float, typer.Option(help="EMA of the depth range over frames, 0 .. <1.")
+    ] = 0.9,
+    deviation: Annotated[
+        float | None, typer.Option(help="spatialdreamer deviation strength (paper Eq. 4).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="spatialdreamer sampling steps.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="spatialdreamer classifier-free guidance.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    dtype: Annotated[str, typer.Option(help="auto, float32, float16 or bfloat16.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1 ...")] = "auto",
+    window: Annotated[int | None, typer.Option(help="Frames per window.")] = None,
+    overlap: Annotated[
+        int | None, typer.Option(help="Frames shared by neighbouring windows.")
+    ] = None,
+    offload: Annotated[
+        bool, typer.Option(help="spatialdreamer: model CPU offload (less GPU memory).")
+    ] = False,
+    decode_chunk: Annotated[
+        int | None, typer.Option(help="spatialdreamer: frames per VAE decode call.")
+    ] = None,
+    crf: Annotated[int, typer.Option(help="H.264 quality, 0-51 (lower is better).")] = 18,
+    preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "medium",
+    audio: Annotated[bool, typer.Option(help="Keep the audio tracks.")] = True,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Convert INPUT to a stereo video (streamed: memory does not grow with its length)."""
+    from dvg.backends import MissingSidecarError, MissingWeightsError
+    from dvg.video import VideoError
+    from pipelines.convert import ConvertConfig, EncodeError, MissingModelError
+    from pipelines.convert import convert as run_convert
+
+    try:
+        config = ConvertConfig(
+            method=method,
+            layout=layout,
+            inpaint=inpaint,
+            inpaint_model=inpaint_model,
+            depth=None if depth is None else str(depth),
+            depth_model=depth_model,
+            depth_backend=depth_backend,
+            strength=strength,
+            convergence=convergence,
+            depth_smoothing=depth_smoothing,
+            model=None if model is None else str(model),
+            steps=steps,
+            guidance=guidance,
+            seed=seed,
+            deviation=deviation,
+            dtype=dtype,
+            device=device,
+            crf=crf,
+            preset=preset,
+            window=window,
+            overlap=overlap,
+            offload=offload,
+            decode_chunk_size=decode_chunk,
+            keep_audio=audio,
+        )
+        result = run_convert(input, out, config, show_progress=progress)
+    except (
+        VideoError,
+        MissingModelError,
+        MissingWeightsError,
+        MissingSidecarError,
+        EncodeError,
+        FileNotFoundError,
+        ValueError,
+    ) as error:
+        message = f"spatialdreamer convert: {error}"
+        if isinstance(error, MissingWeightsError):
+            message += (
+                "\nFor `spatialdreamer convert`: `--depth PATH` uses your own depth files instead "
+                "of a depth model, and `--inpaint telea` needs no inpainting weights."
+            )
+        typer.echo(message, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"wrote {result.path} ({result.frames} frames, {result.seconds:.1f} s, "
+        f"{result.fps:.2f} frames/s, audio: {result.audio})"
+    )

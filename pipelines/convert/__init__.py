@@ -1,0 +1,67 @@
+"""Mono video -> stereo video conversion: streaming I/O, stereo methods, output layouts.
+
+``convert(input, output, ConvertConfig(...))`` is what ``spatialdreamer convert`` runs; see
+docs/convert.md.
+"""
+
+from pipelines.convert.converter import ConvertConfig, ConvertResult, convert, iter_stereo_pairs
+from pipelines.convert.formats import (
+    DUBOIS_LEFT,
+    DUBOIS_RIGHT,
+    LAYOUT_SUFFIXES,
+    LAYOUTS,
+    anaglyph,
+    compose,
+    frame_size,
+    output_name,
+    resolve_output,
+)
+from pipelines.convert.io import EncodeError, VideoWriter, has_audio, stream_summary
+from pipelines.convert.methods import (
+    STEREO_METHODS,
+    MethodConfig,
+    MissingModelError,
+    SpatialDreamer,
+    StereoMethod,
+    StreamSource,
+    WarpInpaint,
+    create_method,
+)
+from pipelines.convert.warp import DepthFile, WarpConfig, WarpResult, WarpStage
+from pipelines.convert.windows import Window, WindowSpan, iter_windows, plan_windows
+
+__all__ = [
+    "DUBOIS_LEFT",
+    "DUBOIS_RIGHT",
+    "LAYOUTS",
+    "LAYOUT_SUFFIXES",
+    "STEREO_METHODS",
+    "ConvertConfig",
+    "ConvertResult",
+    "DepthFile",
+    "EncodeError",
+    "MethodConfig",
+    "MissingModelError",
+    "SpatialDreamer",
+    "StereoMethod",
+    "StreamSource",
+    "VideoWriter",
+    "WarpConfig",
+    "WarpInpaint",
+    "WarpResult",
+    "WarpStage",
+    "Window",
+    "WindowSpan",
+    "anaglyph",
+    "compose",
+    "convert",
+    "create_method",
+    "frame_size",
+    "has_audio",
+    "iter_stereo_pairs",
+    "iter_windows",
+    "output_name",
+    "plan_windows",
+    "resolve_output",
+    "stream_summary",
+]

@@ -1,0 +1,251 @@
+"""Depth -> disparity -> forward render of the right view (paper Fig. 3: inference warps only).
+
+``WarpStage`` maps a window of left frames to the forward-rendered right view with its holes,
+the input of both the ``warp-inpaint`` method and the SpatialDreamer pipeline. Depth comes from
+a ``dvg.backends`` depth model or from user-supplied files (``depth_source``).
+
+Disparity follows the data engine's relative mode (``dvg.build.step.disparity_from_depth``):
+inverse depth q is normalised between robust bounds (low, high quantiles) and mapped to
+``d = strength * W * (n - convergence)`` pixels; the right eye sees source x at x - d. The bounds
+are smoothed over time (iw3's "EMA normalize"): per frame, ``b_t = s * b_{t-1} + (1 - s) *
+quantiles(q_t)`` with ``s = depth_smoothing``, restarted at hard scene cuts (same detector as
+``dvg build``), so a bright object entering the frame does not pump the depth of the whole
+scene, and window boundaries do not change the depth scale. Bounds are kept per frame index, so
+a frame that appears in two overlapping windows gets the same disparity in both.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dvg.backends import DEPTH_BACKENDS, BackendSpec, DepthBackend, DepthContext, SidecarDepth
+from dvg.geometry import DEFAULT_ALPHA, forward_render, relative_inverse_depth_to_disparity
+from dvg.video import FrameTransform, SceneCutDetector
+
+QUANTILE_SAMPLES = 1 << 16  # pixels per frame the bounds are estimated from (strided subsample)
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    """How the right view is forward-rendered from the left view and its depth.
+
+    Attributes:
+        depth: depth backend (``dvg.backends``): ``dpt``, ``depth-anything``, ``marigold`` or
+            ``sidecar`` (``options={"dir": ...}`` for a folder of sidecar files).
+        depth_file: an explicit depth file or PNG folder for the one input video; overrides
+            ``depth`` (file naming decides its content, see :class:`DepthFile`).
+        strength: disparity span (nearest minus farthest point) as a fraction of the width.
+        convergence: normalised inverse depth of the screen plane (0: all in front of it).
+        depth_quantiles: quantiles of inverse depth mapped to the far and near ends.
+        depth_smoothing: EMA weight of the previous frame's bounds, in [0, 1); 0 = per frame.
+        scene_threshold: content score starting a new scene (restarts the smoothing).
+        alpha: softmax-splatting importance per pixel of disparity.
+        hole_threshold: splat coverage below which a right-view pixel is a hole.
+        device: torch device for the geometry ("auto": cuda when available).
+        render_batch: most frames forward-rendered at once.
+        render_pixels: most pixels forward-rendered at once; the softmax splat needs about
+            250 bytes of temporaries per pixel, so the default (2^21, one 1080p frame) keeps
+            them near 500 MB whatever the frame size.
+    """
+
+    depth: BackendSpec = field(default_factory=lambda: BackendSpec("dpt"))
+    depth_file: str | None = None
+    strength: float = 0.03
+    convergence: float = 0.0
+    depth_quantiles: tuple[float, float] = (0.02, 0.98)
+    depth_smoothing: float = 0.9
+    scene_threshold: float = 27.0
+    alpha: float = DEFAULT_ALPHA
+    hole_threshold: float = 0.5
+    device: str = "auto"
+    render_batch: int = 4
+    render_pixels: int = 1 << 21
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.strength <= 0.5:
+            raise ValueError(
+                f"strength must be in [0, 0.5] (fraction of width), got {self.strength}"
+            )
+        if not 0 <= self.convergence <= 1:
+            raise ValueError(f"convergence must be in [0, 1], got {self.convergence}")
+        low, high = self.depth_quantiles
+        if not 0 <= low < high <= 1:
+            raise ValueError(f"depth_quantiles must satisfy 0 <= low < high <= 1, got {low, high}")
+        if not 0 <= self.depth_smoothing < 1:
+            raise ValueError(f"depth_smoothing must be in [0, 1), got {self.depth_smoothing}")
+        if not self.scene_threshold > 0 or not self.alpha > 0:
+            raise ValueError(
+                f"scene_threshold and alpha must be > 0, got {self.scene_threshold}, {self.alpha}"
+            )
+        if self.render_batch < 1 or self.render_pixels < 1:
+            raise ValueError(
+                "render_batch and render_pixels must be >= 1, got "
+                f"{self.render_batch}, {self.render_pixels}"
+            )
+
+
+@dataclass
+class WarpResult:
+    """The forward-rendered right view of one window.
+
+    Attributes:
+        right: (F, H, W, 3) uint8 right view, holes black.
+        holes: (F, H, W) bool, True where no left pixel landed (to be inpainted).
+        disparity: (F, H, W) float32 left-view disparity in pixels (right x = left x - d).
+    """
+
+    right: np.ndarray
+    holes: np.ndarray
+    disparity: np.ndarray
+
+
+class DepthFile(SidecarDepth):
+    """User-supplied depth for one video from an explicit path (``--depth FILE``).
+
+    The name says what it holds, as for sidecars (docs/backends.md): ``*.invdepth.npy`` /
+    ``*.disparity.npy`` are relative inverse depth; other ``.npy`` / ``.npz`` (array ``depth``)
+    files are z-depth; a folder holds 16-bit PNG z-depth ``000000.png`` ... in millimetres.
+    Arrays are (N, H, W), one map per frame of the video, at the video's size.
+    """
+
+    def __init__(self, path: str | Path, png_scale: float = 0.001) -> None:
+        super().__init__(BackendSpec("sidecar", options={"png_scale": png_scale}))
+        self.path = Path(path)
+        self.model_id = str(self.path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"depth file {self.path} does not exist")
+        if self.path.is_file() and self.path.suffix not in (".npy", ".npz"):
+            raise ValueError(
+                f"depth file {self.path} must be .npy, .npz or a folder of 16-bit PNGs"
+            )
+
+    def locate(self, video_path: str | Path) -> tuple[Path, str]:
+        if self.path.is_dir():
+            return self.path, "png"
+        inverse = self.path.name.endswith((".invdepth.npy", ".disparity.npy"))
+        return self.path, "inverse" if inverse else "z"
+
+
+def depth_source(config: WarpConfig) -> DepthBackend:
+    """The depth backend ``config`` asks for (loads its model)."""
+    if config.depth_file is not None:
+        return DepthFile(config.depth_file, float(config.depth.option("png_scale", 0.001)))
+    return DEPTH_BACKENDS.create(config.depth)
+
+
+def identity_transform(width: int, height: int) -> FrameTransform:
+    """Decoded frames used as they are (the converter keeps the input size)."""
+    size = (width, height)
+    return FrameTransform(size, (0, 0, width, height), size, size)
+
+
+def frame_bounds(inverse_depth: np.ndarray, quantiles: tuple[float, float]) -> np.ndarray:
+    """(F, H, W) inverse depth -> (F, 2) per-frame (low, high) quantiles from a strided
+    subsample of at most ``QUANTILE_SAMPLES`` pixels (exact quantiles of 1080p frames cost more
+    than the render)."""
+    f, h, w = inverse_depth.shape
+    step = max(1, int(np.ceil(np.sqrt(h * w / QUANTILE_SAMPLES))))
+    sample = inverse_depth[:, ::step, ::step].reshape(f, -1)
+    return np.quantile(sample, quantiles, axis=1).T.astype(np.float64)
+
+
+class WarpStage:
+    """Depth, temporally smoothed normalisation and forward render, one window at a time.
+
+    Stateful across calls (smoothing and scene cuts): feed the windows of one video in order,
+    and call ``reset()`` before the next video.
+    """
+
+    def __init__(self, config: WarpConfig, depth: DepthBackend | None = None) -> None:
+        self.config = config
+        self.depth = depth or depth_source(config)
+        device = config.device
+        self.device = torch.device(
+            ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the previous video (smoothing state, scene-cut detector)."""
+        self._detector = SceneCutDetector(self.config.scene_threshold)
+        self._bounds: OrderedDict[int, np.ndarray] = OrderedDict()  # frame index -> (2,)
+        self._state: np.ndarray | None = None
+        self._next_index = 0
+
+    def __call__(self, frames: np.ndarray, context: DepthContext) -> WarpResult:
+        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) consecutive
+        native indices, never going back beyond frames already seen -> :class:`WarpResult`."""
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(
+                f"frames must be (F, H, W, 3) uint8, got {frames.shape} {frames.dtype}"
+            )
+        indices = np.asarray(context.source_indices, dtype=np.int64)
+        prediction = self.depth.predict(frames, context)
+        inverse_depth = np.asarray(prediction.inverse_depth, dtype=np.float32)
+        if inverse_depth.shape != frames.shape[:3]:
+            raise ValueError(
+                f"depth backend {self.depth.name} returned {inverse_depth.shape}, "
+                f"expected {frames.shape[:3]}"
+            )
+        if not np.isfinite(inverse_depth).all():
+            raise ValueError(f"depth backend {self.depth.name} returned NaN or infinite depth")
+        bounds = self._smoothed_bounds(frames, inverse_depth, indices)
+
+        n, h, w = inverse_depth.shape
+        right = np.empty_like(frames)
+        holes = np.empty((n, h, w), dtype=bool)
+        disparity = np.empty((n, h, w), dtype=np.float32)
+        step = max(1, min(self.config.render_batch, self.config.render_pixels // (h * w)))
+        with torch.inference_mode():
+            for s in range(0, n, step):
+                q = torch.from_numpy(inverse_depth[s : s + step]).to(self.device)[:, None]
+                b = torch.from_numpy(bounds[s : s + step]).to(self.device, torch.float32)
+                d = relative_inverse_depth_to_disparity(
+                    q,
+                    self.config.strength * w,
+                    convergence=self.config.convergence,
+                    bounds=(b[:, 0], b[:, 1]),
+                )
+                image = torch.from_numpy(frames[s : s + step]).to(self.device)
+                image = image.permute(0, 3, 1, 2).float().div_(255)
+                splat = forward_render(
+                    image, d, alpha=self.config.alpha, hole_threshold=self.config.hole_threshold
+                )
+                rgb = splat.image.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1)
+                right[s : s + step] = rgb.cpu().numpy()
+                holes[s : s + step] = splat.holes[:, 0].cpu().numpy()
+                disparity[s : s + step] = d[:, 0].float().cpu().numpy()
+        return WarpResult(right=right, holes=holes, disparity=disparity)
+
+    def _smoothed_bounds(
+        self, frames: np.ndarray, inverse_depth: np.ndarray, indices: np.ndarray
+    ) -> np.ndarray:
+        """(F, 2) bounds per frame: cached for frames seen before, EMA for new ones."""
+        raw = frame_bounds(inverse_depth, self.config.depth_quantiles)
+        s = self.config.depth_smoothing
+        out = np.empty_like(raw)
+        for i, index in enumerate(indices.tolist()):
+            if index in self._bounds:
+                out[i] = self._bounds[index]
+                continue
+            if index != self._next_index:
+                raise ValueError(
+                    f"frames must arrive in order: expected frame {self._next_index}, got {index}"
+                )
+            cut = self._detector.update(np.ascontiguousarray(frames[i]))
+            if self._state is None or cut:
+                self._state = raw[i].copy()
+            else:
+                self._state = s * self._state + (1 - s) * raw[i]
+            out[i] = self._state
+            self._bounds[index] = self._state.copy()
+            self._next_index = index + 1
+        # Only the overlap with the next window can be asked for again.
+        while len(self._bounds) > max(len(indices), 1):
+            self._bounds.popitem(last=False)
+        return out

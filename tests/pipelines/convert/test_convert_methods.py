@@ -1,0 +1,105 @@
+"""The method registry and the spatialdreamer method's plumbing around a stand-in pipeline
+(the real pipeline's own tests live with pipelines/pipeline.py)."""
+
+import sys
+import types
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from dvg.backends import BackendSpec
+from pipelines.convert import STEREO_METHODS, MethodConfig, WarpConfig, create_method
+from pipelines.convert.methods import WarpInpaint, WarpSD, WarpTelea
+
+
+def test_registry_names_and_aliases():
+    assert {"warp-inpaint", "warp-telea", "warp-sd", "spatialdreamer"} <= set(STEREO_METHODS)
+    assert issubclass(WarpTelea, WarpInpaint) and WarpTelea.fixed_inpaint == "telea"
+    assert issubclass(WarpSD, WarpInpaint) and WarpSD.fixed_inpaint == "sd"
+    with pytest.raises(ValueError, match="unknown stereo method 'nope'"):
+        create_method("nope", MethodConfig())
+
+
+class FakePipeline:
+    """Records what it is given; right view = warped view with holes painted 255."""
+
+    loaded: ClassVar[dict] = {}
+    pulled = 0
+
+    @classmethod
+    def from_pretrained(cls, model_dir, *, torch_dtype=None):
+        cls.loaded = {"dir": model_dir, "dtype": torch_dtype}
+        return cls()
+
+    def set_progress_bar_config(self, **kwargs):
+        self.progress = kwargs
+
+    def to(self, device):
+        self.device = device
+        return self
+
+    def stream_right_views(self, lefts, warpeds, holes, **options):
+        FakePipeline.options = options
+        for left, warped, hole in zip(lefts, warpeds, holes, strict=True):
+            FakePipeline.pulled += 1
+            assert left.shape == warped.shape and hole.shape == left.shape[:2]
+            out = warped.copy()
+            out[hole] = 255
+            yield out
+
+
+def test_spatialdreamer_streams_the_warp_into_the_pipeline(tmp_path, monkeypatch):
+    import torch
+
+    module = types.ModuleType("pipelines.pipeline")
+    module.SpatialDreamerPipeline = FakePipeline
+    monkeypatch.setitem(sys.modules, "pipelines.pipeline", module)
+    (tmp_path / "spatialdreamer.json").write_text("{}")
+
+    class Ramp:  # inverse depth rising left to right: a real disparity field and holes
+        name = "ramp"
+
+        def predict(self, frames, context):
+            from dvg.backends import DepthPrediction
+
+            n, h, w = frames.shape[:3]
+            q = np.broadcast_to(np.linspace(1, 2, w, dtype=np.float32), (n, h, w)).copy()
+            q[:, :, w // 2 :] += 1  # a depth step -> a disocclusion
+            return DepthPrediction(q, False, None)
+
+    config = MethodConfig(
+        warp=WarpConfig(depth=BackendSpec("sidecar"), strength=0.1, device="cpu"),
+        model=str(tmp_path),
+        steps=3,
+        deviation=0.5,
+        window=8,
+        overlap=2,
+        dtype="float32",
+        device="cpu",
+    )
+    method = create_method("spatialdreamer", config)
+    method.warp.depth = Ramp()
+    assert FakePipeline.loaded == {"dir": str(tmp_path), "dtype": torch.float32}
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 200, (16, 32, 3), dtype=np.uint8) for _ in range(40)]
+    pairs = list(method.process_pairs(iter(frames)))
+    assert len(pairs) == 40
+    assert all(np.array_equal(left, f) for (left, _), f in zip(pairs, frames, strict=True))
+    rights = np.stack([right for _, right in pairs])
+    assert (rights == 255).any()  # holes reached the pipeline
+    assert FakePipeline.options == {
+        "deviation": 0.5,
+        "steps": 3,
+        "seed": 0,
+        "window": 8,
+        "overlap": 2,
+    }
+
+
+def test_spatialdreamer_needs_an_exported_model(tmp_path):
+    from pipelines.convert import MissingModelError
+
+    with pytest.raises(MissingModelError, match="trainer export"):
+        create_method("spatialdreamer", MethodConfig(model=str(tmp_path / "none")))
