@@ -35,6 +35,7 @@ def run(
     lpips_trunk_weights: Annotated[str | None, typer.Option(help="torchvision checkpoint.")] = None,
     lpips_linear_weights: Annotated[str | None, typer.Option(help="LPIPS lin layers.")] = None,
     max_pairs: Annotated[int | None, typer.Option(help="Evaluate at most this many pairs.")] = None,
+    i3d: Annotated[str | None, typer.Option(help="I3D TorchScript file for FVD (video).")] = None,
 ) -> None:
     """Score methods on a benchmark; writes results.json, CSVs, report.md, plots, examples."""
     from dvg.backends import MissingWeightsError
@@ -46,7 +47,7 @@ def run(
         benchmark=benchmark, out=str(out), methods=parse_methods(methods), data=data,
         model=model, depth_model=depth_model, lpips_trunk=lpips_trunk,
         lpips_trunk_weights=lpips_trunk_weights, lpips_linear_weights=lpips_linear_weights,
-        max_pairs=max_pairs,
+        max_pairs=max_pairs, extra={"i3d": i3d} if i3d else {},
     )  # fmt: skip
     try:
         paths = run_evaluation(config)

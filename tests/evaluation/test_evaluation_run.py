@@ -97,3 +97,16 @@ def test_realestate10k_without_data_is_a_clear_error(tmp_path):
     result = run("--benchmark", "realestate10k", "--out", str(tmp_path / "x"))
     assert result.returncode == 2
     assert "--data DIR" in result.stderr
+
+
+def test_video_benchmark_reports_ewarp_overall_and_at_window_seams(tmp_path):
+    out = tmp_path / "video"
+    result = run("--benchmark", "video", "--out", str(out), "--methods", "warp-telea")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    (row,) = results["video"]
+    assert row["method"] == "warp-telea" and row["n"] == 2
+    assert row["ewarp"] > 0 and row["ewarp_seams"] is not None
+    report = (out / "report.md").read_text()
+    assert "E_warp at window seams" in report and "67.09" in report
+    assert any("FVD not computed" in n for n in results["notes"])
