@@ -67,7 +67,7 @@ def split(errors: np.ndarray, window: int, overlap: int) -> tuple[float, float]:
     return float(errors[seams].mean()), float(errors[within].mean())
 
 
-def test_seam_error_is_no_worse_than_within_window_error(pipe, video):
+def test_seam_error_of_a_random_model_is_within_noise_of_its_within_window_error(pipe, video):
     """The real pipeline and model on a long synthetic video: seams are not outliers.
 
     With random weights each frame's output is dominated by its own noise, so seam and
