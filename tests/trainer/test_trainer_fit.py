@@ -214,3 +214,28 @@ def test_non_finite_losses_skip_steps_then_stop_the_run(two_clip_shards, tmp_pat
         fit(config, tmp_path / "run")
     logged = metrics(tmp_path / "run")
     assert logged and logged[-1]["skipped_steps"] == 2  # steps 2 and 3 were skipped, 4-5 trained
+
+
+def test_stage_2_starts_from_exactly_the_stage_1_model(two_clip_shards, tmp_path):
+    """Stage 2 loads the stage-1 checkpoint and adds TIL, which starts as a no-op: the two
+    models give the same output on the same batch (< 1e-5)."""
+    stage1 = tiny(1, two_clip_shards, run={"steps": 2, "checkpoint_every": 2, "preview_every": 0})
+    fit(stage1, tmp_path / "stage1")
+    stage2 = tiny(2, two_clip_shards, model={"init_from": str(tmp_path / "stage1")})
+    data = replace(stage2.data, resampled=False, shuffle_buffer=0, batch_size=2)
+    batch = next(iter(make_loader(data)))
+
+    def output(model) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            cond = encode_batch(model, batch, stage2.loss, generator=generator)
+            b = cond.target.shape[0]
+            noisy = cond.target + torch.randn(cond.target.shape, generator=generator)
+            time_ids = torch.tensor([[6.0, 127.0, 0.02]]).repeat(b, 1)
+            return model(noisy, torch.zeros(b), cond.masked, cond.mask, cond.reference,
+                         cond.embeddings, time_ids)  # fmt: skip
+
+    first = load_model(tmp_path / "stage1")
+    second = build_model(stage2, tmp_path / "stage2")
+    assert first.til is None and second.til is not None
+    torch.testing.assert_close(output(second), output(first), atol=1e-5, rtol=0)
