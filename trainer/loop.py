@@ -77,8 +77,8 @@ def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path | None:
-    """Check the run directory against ``resume``; returns the checkpoint to resume from."""
+def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    """Check the run directory against ``resume`` (a checkpoint and the same configuration)."""
     checkpoint = latest_checkpoint(run_dir)
     config_file = run_dir / "config.json"
     if resume:
@@ -102,12 +102,11 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> Path |
                 f"--resume: the configuration differs from the one {run_dir} was started with "
                 f"({', '.join(changed) or 'top-level fields'})"
             )
-        return checkpoint
-    if checkpoint is not None:
+    elif checkpoint is not None:
         raise ValueError(
-            f"{run_dir} already holds checkpoints: pass --resume to continue or choose a new --run"
+            f"{run_dir} already holds checkpoints: pass --resume to continue or choose a new "
+            "--run-dir"
         )
-    return None
 
 
 def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> FitResult:
@@ -124,11 +123,10 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
         # RefinerNet's last attention outputs are written to the bank, never read back.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
-    checkpoint = None
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
-        checkpoint = _prepare_run_dir(run_dir, config, resume)
-        if checkpoint is None:
+        _check_run_dir(run_dir, config, resume)
+        if not resume:
             (run_dir / "config.json").write_text(
                 json.dumps({**config.to_dict(), "code_version": __version__}, indent=1)
             )
