@@ -5,13 +5,15 @@ training, and the opposite for inference". At inference the target is the RIGHT 
 right view with its holes zeroed (x1~) and the hole mask M condition the denoising U-Net; the
 LEFT view is the reference (RefinerNet latents and CLIP image embedding; TIL over neighbouring
 reference frames happens inside the model). Sampling is SVD's EDM Euler sampler; long videos run
-in overlapping windows blended in latent space (pipelines.windows). See docs/inference.md.
+in overlapping windows of the trained clip length, joined in latent space (periodic noise and
+step-wise blending of the hand-over frames, see `stream_right_views`). See docs/inference.md.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,7 @@ from torch import nn
 
 from pipelines.model import SpatialDreamerModel
 from pipelines.model.tiny import SVD_SCHEDULER_CONFIG
-from pipelines.windows import Window, check_window, crossfade_weights, iter_windows
+from pipelines.windows import check_window, crossfade_weights, iter_windows
 
 # Window length for a model without TIL: the paper's stage-2 clip length (8 frames).
 DEFAULT_WINDOW = 8
@@ -36,7 +38,7 @@ DEFAULT_MOTION_BUCKET_ID = 127
 DEFAULT_NOISE_AUG_STRENGTH = 0.05
 # Latent frames decoded on each side of a VAE decode chunk and then dropped: the temporal decoder
 # sees its neighbours, so separately decoded chunks meet without a jump.
-DEFAULT_DECODE_CONTEXT = 2
+DEFAULT_DECODE_CONTEXT = 4
 # Pixels around each hole that are regenerated too (hole borders of a forward splat are smeared).
 DEFAULT_KNOWN_MARGIN = 2
 
@@ -59,6 +61,15 @@ class _Frame:
     aug: torch.Tensor  # (3, Hp, Wp) float32, the conditioning noise augmentation (unit variance)
     height: int  # size before padding
     width: int
+
+
+@dataclass
+class _Sampled:
+    """One frame after sampling: what later windows and the decoder need of it."""
+
+    frame: _Frame
+    latent: torch.Tensor  # (4, hp, wp) float32 final latent
+    trajectory: torch.Tensor  # (steps, 4, hp, wp) float32 denoised estimate at each step
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         fps: int = DEFAULT_FPS,
         motion_bucket_id: int = DEFAULT_MOTION_BUCKET_ID,
         noise_aug_strength: float = DEFAULT_NOISE_AUG_STRENGTH,
+        periodic_noise: bool = True,
     ) -> SpatialDreamerPipelineOutput:
         """Generate the right views of one chunk of frames.
 
@@ -227,6 +239,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         against the unconditional model (zero CLIP embedding, zero masked view and mask).
         window/overlap: temporal windows (None -> the trained clip length, window // 4).
         keep_known: keep the warped pixels outside the holes (feathered over `known_margin`).
+        periodic_noise: frame f reuses the noise of frame f mod window (see stream_right_views);
+        False draws independent noise for every frame.
         Returns frames: (F, H, W, 3) uint8 right views. Any H, W (padded internally).
         """
         _check_chunk(left, warped, holes)
@@ -247,6 +261,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             fps=fps,
             motion_bucket_id=motion_bucket_id,
             noise_aug_strength=noise_aug_strength,
+            periodic_noise=periodic_noise,
         )
         return SpatialDreamerPipelineOutput(frames=np.stack(list(frames)))
 
@@ -274,14 +289,30 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         fps: int = DEFAULT_FPS,
         motion_bucket_id: int = DEFAULT_MOTION_BUCKET_ID,
         noise_aug_strength: float = DEFAULT_NOISE_AUG_STRENGTH,
+        periodic_noise: bool = True,
     ) -> Iterator[np.ndarray]:
         """Yield right views (H, W, 3) uint8 one by one from per-frame iterators.
 
-        frames_iter / warped_iter: (H, W, 3) uint8 per frame; holes_iter: (H, W) bool. Holds at
-        most window + 1 input frames and `overlap` carried latents, whatever the video length.
-        Output is identical to __call__ on the concatenated frames with the same arguments.
+        frames_iter / warped_iter: (H, W, 3) uint8 per frame; holes_iter: (H, W) bool. Output is
+        identical to __call__ on the concatenated frames with the same arguments.
+
+        Long videos (pipelines.windows, fixed-length windows so the model always sees its
+        trained clip length): consecutive windows are joined three ways, none of which needs
+        more than a window of frames in memory.
+        - Periodic noise (FreeNoise's noise rescheduling, Qiu et al. 2024): frame f starts from
+          the noise of frame f mod window, so every window holds i.i.d. noise (what the model
+          was trained on) and all windows hold the same noise; a temporally coherent model
+          then lands every window on the same content instead of each on its own.
+        - Step-wise hand-over (MultiDiffusion's per-step averaging, restricted to what a
+          stream has): at every step the denoised estimate of a frame the previous window held
+          back is cross-faded with that window's estimate at the same step; frames earlier
+          windows already emitted (a moved-back last window) follow their recorded estimates
+          exactly.
+        - Decode context: each VAE decode chunk is decoded with neighbouring latents.
+        Holds at most window input frames and window + 2 * decode_context sampled frames
+        (latent and per-step estimates), whatever the video length.
         """
-        window, overlap = self._resolve_window(window, overlap)
+        window, overlap = self.resolve_window(window, overlap)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         if decode_chunk_size < 1:
@@ -291,7 +322,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         if deviation is None:
             deviation = self.model.config.default_deviation
         generator = torch.Generator().manual_seed(seed)
-        stream = self._frames(frames_iter, warped_iter, holes_iter, generator)
+        period = window if periodic_noise else None
+        stream = self._frames(frames_iter, warped_iter, holes_iter, generator, period)
         settings = _Settings(
             deviation=float(deviation),
             steps=steps,
@@ -304,18 +336,40 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             added_time_ids=(float(fps - 1), float(motion_bucket_id), float(noise_aug_strength)),
             sigmas=self._sigmas(steps),
         )
-        carried: torch.Tensor | None = None  # (overlap, 4, h, w) held-back latents
-        history: torch.Tensor | None = None  # (<= decode_context, 4, h, w) last final latents
-        for win in iter_windows(stream, window, overlap):
-            latents = self._sample_window(win, carried, settings)
-            emitted, carried = latents[: win.emit], latents[win.emit :]
-            left_context = emitted[:0] if history is None else history
-            yield from self._finish(win.items[: win.emit], emitted, left_context, carried, settings)
-            history = torch.cat([left_context, emitted])
-            history = history[max(0, len(history) - settings.decode_context) :]
+        # Sampled frames [first, first + len(sampled)): the latest window, the final frames
+        # still waiting for their right decode context, and the left decode context.
+        sampled: deque[_Sampled] = deque(maxlen=window + 2 * decode_context)
+        first = 0
+        final = 0  # frames [0, final) are final (held-back frames after them are not)
+        emitted = 0  # frames [0, emitted) are out
+        for win in iter_windows(stream, window, overlap, fixed_length=True):
+            span = win.span
+            # Anchors: the seen frames. Final ones -> follow exactly (weight 1); held back by
+            # the previous window -> linear hand-over.
+            held = span.new_start - max(span.start, final)
+            weights = torch.cat([torch.ones(span.seen - held), crossfade_weights(held)])
+            anchors = [sampled[k - first] for k in range(span.start, span.new_start)]
+            latents, trajectory = self._sample_window(win.items, anchors, weights, settings)
+            for k in range(max(span.start, final), span.stop):
+                record = _Sampled(win.items[k - span.start], latents[k - span.start],
+                                  trajectory[:, k - span.start])  # fmt: skip
+                if k < first + len(sampled):
+                    sampled[k - first] = record
+                else:
+                    if len(sampled) == sampled.maxlen:
+                        first += 1
+                    sampled.append(record)
+            # Final frames go out once decode_context frames after them are sampled.
+            final = span.keep_from(overlap)
+            ready = min(final, span.stop - decode_context)
+            if ready > emitted:
+                yield from self._emit(sampled, first, emitted, ready, settings)
+                emitted = ready
+        yield from self._emit(sampled, first, emitted, first + len(sampled), settings)
 
     # ------------------------------------------------------------------------ internals
-    def _resolve_window(self, window: int | None, overlap: int | None) -> tuple[int, int]:
+    def resolve_window(self, window: int | None, overlap: int | None) -> tuple[int, int]:
+        """(window, overlap) with None resolved: the trained clip length and a quarter of it."""
         if window is None:
             config = self.model.config
             window = config.til_frames if self.model.til is not None else DEFAULT_WINDOW
@@ -353,11 +407,17 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         warped_iter: Iterable[np.ndarray],
         holes_iter: Iterable[np.ndarray],
         generator: torch.Generator,
+        period: int | None,
     ) -> Iterator[_Frame]:
-        """Check, pad and attach noise to each frame; noise is drawn in stream order."""
+        """Check, pad and attach noise to each frame.
+
+        Noise is drawn in stream order; with a `period`, frame f reuses frame (f mod period)'s
+        latent noise and conditioning augmentation (only `period` of each are kept).
+        """
         multiple = self._size_multiple()
         vae_factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
         size: tuple[int, int] | None = None
+        drawn: list[tuple[torch.Tensor, torch.Tensor]] = []
         for index, (left, warped, holes) in enumerate(
             zip(left_iter, warped_iter, holes_iter, strict=True)
         ):
@@ -374,21 +434,33 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             images = _pad(images, pads)
             hole = _pad(torch.from_numpy(holes)[None, None], pads)[0]
             hp, wp = images.shape[-2:]
-            noise = torch.randn(4, hp // vae_factor, wp // vae_factor, generator=generator)
-            aug = torch.randn(3, hp, wp, generator=generator)
+            if period is None or index < period:
+                noise = torch.randn(4, hp // vae_factor, wp // vae_factor, generator=generator)
+                aug = torch.randn(3, hp, wp, generator=generator)
+                if period is not None:
+                    drawn.append((noise, aug))
+            else:
+                noise, aug = drawn[index % period]
             yield _Frame(images[0], images[1], hole, noise, aug, height, width)
 
     def _sample_window(
-        self, win: Window[_Frame], carried: torch.Tensor | None, settings: _Settings
-    ) -> torch.Tensor:
-        """Euler-sample one window (SVD's EDM sampler); returns latents (n, 4, h, w) float32.
+        self,
+        items: list[_Frame],
+        anchors: list[_Sampled],
+        weights: torch.Tensor,
+        settings: _Settings,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Euler-sample one window (SVD's EDM sampler).
 
-        The first win.shared frames are anchored to the previous window's final latents: at
-        every step their denoised estimate is cross-faded with them (pipelines.windows).
+        items: the window's frames; anchors: the sampled records of its first len(anchors)
+        frames from earlier windows, weights: (len(anchors),) their share at every step: the
+        denoised estimate of anchored frame j at step i is cross-faded
+        D_ij <- w_j * A_ij + (1 - w_j) * D_ij with A_ij the earlier window's estimate at step i.
+        Returns latents (n, 4, h, w) and the per-step denoised estimates (steps, n, 4, h, w),
+        float32 on the CPU.
         """
         model = self.model
         device = self._execution_device
-        items = win.items
         left = _to_unit(torch.stack([f.left for f in items])).to(device)
         warped = _to_unit(torch.stack([f.warped for f in items])).to(device)
         holes = torch.stack([f.holes for f in items]).to(device).float()
@@ -418,15 +490,16 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         time_ids = torch.tensor([settings.added_time_ids] * batch, device=device)
         deviation = torch.full((batch,), settings.deviation, device=device)
 
-        anchor = weights = None
-        if win.shared:
-            if carried is None or carried.shape[0] != win.shared:
-                raise RuntimeError("window bookkeeping: carried latents do not match the overlap")
-            anchor = carried.to(device)
-            weights = crossfade_weights(win.shared, settings.overlap).to(device).view(-1, 1, 1, 1)
+        shared = len(anchors)
+        if weights.shape != (shared,):
+            raise RuntimeError("window bookkeeping: anchor weights do not match the anchors")
+        if shared:
+            anchor_steps = torch.stack([a.trajectory for a in anchors], dim=1)  # (S, shared, ...)
+            weights = weights.to(device).view(-1, 1, 1, 1)
 
         sigmas = settings.sigmas.to(device)
         z = noise * sigmas[0]
+        trajectory = []
         with self._on_device("denoise"):
             for i in self.progress_bar(range(settings.steps)):
                 sigma, sigma_next = sigmas[i], sigmas[i + 1]
@@ -449,43 +522,46 @@ class SpatialDreamerPipeline(DiffusionPipeline):
                     denoised = denoised[0] + settings.guidance * (denoised[1] - denoised[0])
                 else:
                     denoised = denoised[0]
-                if anchor is not None:
-                    head = weights * anchor + (1.0 - weights) * denoised[: win.shared]
-                    denoised = torch.cat([head, denoised[win.shared :]])
+                if shared:
+                    anchor = anchor_steps[i].to(device)
+                    head = weights * anchor + (1.0 - weights) * denoised[:shared]
+                    denoised = torch.cat([head, denoised[shared:]])
+                trajectory.append(denoised.cpu())
                 # Euler step of the probability-flow ODE dz/dsigma = (z - D(z)) / sigma.
                 z = z + (z - denoised) / sigma * (sigma_next - sigma)
         _release_reference_tokens(model)
-        return z
+        return z.cpu(), torch.stack(trajectory)
 
-    def _finish(
+    def _emit(
         self,
-        items: list[_Frame],
-        latents: torch.Tensor,
-        left_context: torch.Tensor,
-        right_context: torch.Tensor,
+        sampled: deque[_Sampled],
+        first: int,
+        begin: int,
+        end: int,
         settings: _Settings,
     ) -> Iterator[np.ndarray]:
-        """Decode latents in chunks, composite the known pixels, crop the padding, yield frames.
+        """Decode frames [begin, end) (indices into the stream; `sampled` holds frames from
+        `first` on), composite the known pixels, crop the padding, yield frames.
 
-        latents: (n, 4, h, w) final latents of `items`; left_context / right_context: latents just
-        before / after them (the latter not final yet). Each chunk is decoded together with up
-        to decode_context neighbouring latents on each side, which are then dropped.
+        Each chunk of decode_chunk_size frames is decoded together with up to decode_context
+        neighbouring latents on each side (on the right: held-back latents, not final yet),
+        which are then dropped.
         """
-        if not items:
-            return
         model = self.model
         device = self._execution_device
-        sequence = torch.cat([left_context, latents, right_context])
-        offset, context = len(left_context), settings.decode_context
-        for begin in range(0, len(items), settings.decode_chunk_size):
-            chunk = items[begin : begin + settings.decode_chunk_size]
-            first = offset + begin
-            low, high = max(0, first - context), min(len(sequence), first + len(chunk) + context)
+        context = settings.decode_context
+        available = first + len(sampled)
+        for low_chunk in range(begin, end, settings.decode_chunk_size):
+            high_chunk = min(end, low_chunk + settings.decode_chunk_size)
+            low = max(first, low_chunk - context)
+            high = min(available, high_chunk + context)
+            latents = torch.stack([sampled[k - first].latent for k in range(low, high)])
             with self._on_device("decode"):
-                decoded = model.decode_latents(sequence[low:high].to(device), num_frames=high - low)
-            decoded = decoded[first - low : first - low + len(chunk)]
+                decoded = model.decode_latents(latents.to(device), num_frames=high - low)
+            decoded = decoded[low_chunk - low : high_chunk - low]
             images = ((decoded.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round()
             images = images.to(torch.uint8).cpu()
+            chunk = [sampled[k - first].frame for k in range(low_chunk, high_chunk)]
             if settings.keep_known:
                 warped = torch.stack([f.warped for f in chunk])
                 holes = torch.stack([f.holes for f in chunk])

@@ -1,17 +1,29 @@
-"""Overlapping temporal windows over a frame stream, and the latent cross-fade between them.
+"""Overlapping temporal windows over a frame stream, shared by every converter.
 
-A long video is denoised in windows of the trained clip length (paper 3.5: 8-frame clips). Window
-k + 1 starts `overlap` frames before window k ends; those shared frames are anchored to window
-k's final latents with a linear cross-fade at every denoising step (see docs/inference.md), so
-window k + 1's temporal layers continue window k instead of starting afresh. Only the previous
-window's last `overlap` latents carry over, so memory does not grow with the video length.
+A window is ``window`` consecutive frames; windows start every ``window - overlap`` frames, so
+neighbours share ``overlap`` frames, the region a method blends across to avoid seams. With
+``fixed_length`` (models trained on one clip length, such as SpatialDreamer's 8-frame clips) the
+last window is moved back so it ends on the last frame and still has ``window`` frames; the
+frames it then shares beyond the overlap were already emitted by earlier windows and serve as
+context only. Without it the last window is simply shorter. A video shorter than ``window`` is
+one short window either way.
+
+Emission rule every consumer follows: a window emits its new frames except the last ``overlap``
+of them, which it holds back for the next window to blend (the stream's end flushes them). So of
+a window's ``seen`` leading frames, those from the previous window's ``keep_from(overlap)`` on
+are still held back (blended here) and the ones before them are already out (context).
+
+``plan_windows`` gives the plan for a known length; ``iter_windows`` produces the same windows
+from a stream of unknown length while holding at most ``window`` items, so memory does not grow
+with the video.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import pairwise
 from typing import Generic, TypeVar
 
 import torch
@@ -20,60 +32,118 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Window(Generic[T]):
-    """One window of a stream.
-
-    start: global index of items[0]; items: the window's frames in order; shared: how many
-    leading items the previous window also covered (0 for the first window); emit: how many
-    leading items are final after this window (the rest, `overlap` items, are held back and become
-    the next window's shared items); last: whether the stream ends with this window.
-    """
+class WindowSpan:
+    """Frames ``[start, stop)`` of the stream; the first ``seen`` of them were in an earlier
+    window, the rest are new."""
 
     start: int
+    stop: int
+    seen: int
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def new_start(self) -> int:
+        """Index of the first frame no earlier window contained."""
+        return self.start + self.seen
+
+    def keep_from(self, overlap: int) -> int:
+        """First frame this window holds back for the next one (emission rule above)."""
+        return max(self.new_start, self.stop - overlap)
+
+
+@dataclass(frozen=True)
+class Window(Generic[T]):
+    """One window: ``items`` are the stream's items ``span.start`` to ``span.stop`` in order."""
+
+    span: WindowSpan
     items: list[T]
-    shared: int
-    emit: int
-    last: bool
 
 
 def check_window(window: int, overlap: int) -> None:
-    """Raise ValueError unless 1 <= window and 0 <= overlap < window."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1 frame, got {window}")
-    if not 0 <= overlap < window:
-        raise ValueError(f"overlap must lie in [0, window={window}), got {overlap}")
+    """ValueError unless ``window >= 1`` and ``0 <= overlap < window``."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < window:
+        raise ValueError(f"overlap must be an int in [0, window={window}), got {overlap!r}")
 
 
-def iter_windows(items: Iterable[T], window: int, overlap: int) -> Iterator[Window[T]]:
-    """Split a stream into windows of `window` items overlapping by `overlap` items.
+def plan_windows(
+    num_frames: int, window: int, overlap: int = 0, fixed_length: bool = False
+) -> list[WindowSpan]:
+    """The windows covering ``num_frames`` frames (see the module docstring)."""
+    check_window(window, overlap)
+    if num_frames < 0:
+        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
+    stride = window - overlap
+    spans: list[WindowSpan] = []
+    covered = 0  # frames [0, covered) belong to earlier windows
+    start = 0
+    while covered < num_frames:
+        stop = min(start + window, num_frames)
+        if fixed_length and stop - start < window:
+            start = max(0, stop - window)
+        spans.append(WindowSpan(start, stop, covered - start))
+        covered = stop
+        start += stride
+    return spans
 
-    The last window may be shorter (it still holds at least one item no earlier window had).
-    Holds at most window + 1 items (one item of lookahead tells whether a window is the last).
+
+def boundary_pairs(
+    num_frames: int, window: int, overlap: int, fixed_length: bool = False
+) -> list[int]:
+    """Pair indices t (frames t, t + 1) that straddle a window boundary: where the set of
+    windows covering the frames changes, i.e. each window's first seen frame (the previous
+    window's hand-over starts) and first new frame (the previous window's influence ends).
+
+    Everything else is a within-window pair. This is the "seam-only" set of E_warp.
+    """
+    pairs: set[int] = set()
+    spans = plan_windows(num_frames, window, overlap, fixed_length)
+    for previous, span in pairwise(spans):
+        pairs.add(previous.keep_from(overlap) - 1)
+        pairs.add(span.new_start - 1)
+    return sorted(t for t in pairs if 0 <= t < num_frames - 1)
+
+
+def iter_windows(
+    items: Iterable[T], window: int, overlap: int = 0, fixed_length: bool = False
+) -> Iterator[Window[T]]:
+    """Stream ``items`` as the windows ``plan_windows`` would plan.
+
+    Holds at most ``window`` items; a window is yielded as soon as its last item arrives (the
+    last window once the stream ends).
     """
     check_window(window, overlap)
-    stream = iter(items)
-    pending = list(islice(stream, window + 1))
-    start, shared = 0, 0
-    while pending:
-        current, lookahead = pending[:window], pending[window:]
-        last = not lookahead
-        emit = len(current) if last else len(current) - overlap
-        yield Window(start=start, items=current, shared=shared, emit=emit, last=last)
-        if last:
-            return
-        held = current[emit:]
-        pending = held + lookahead
-        pending += list(islice(stream, window + 1 - len(pending)))
-        start, shared = start + emit, len(held)
+    stride = window - overlap
+    held: deque[T] = deque(maxlen=window)  # the latest items, for the next window
+    count = 0  # items received
+    covered = 0
+    next_start = 0
+    for item in items:
+        held.append(item)
+        count += 1
+        if count == next_start + window:
+            span = WindowSpan(next_start, count, covered - next_start)
+            covered = count
+            next_start += stride
+            yield _make(span, held)
+    if covered < count:
+        start = max(0, count - window) if fixed_length else next_start
+        yield _make(WindowSpan(start, count, covered - start), held)
 
 
-def crossfade_weights(shared: int, overlap: int) -> torch.Tensor:
-    """(shared,) weight of the previous window for each shared frame: a linear ramp 1 -> 0.
+def _make(span: WindowSpan, held: deque[T]) -> Window[T]:
+    return Window(span, list(held)[len(held) - span.length :])
 
-    Frame j of the overlap keeps 1 - (j + 1) / (overlap + 1) of the previous window, so the
-    hand-over is spread evenly over the overlap and neither window's end is used at full weight.
+
+def crossfade_weights(held: int) -> torch.Tensor:
+    """(held,) weight of the previous window for each held-back frame: a linear ramp 1 -> 0.
+
+    Frame j of the hand-over keeps 1 - (j + 1) / (held + 1) of the previous window, so the
+    hand-over is spread evenly and neither window's end is used at full weight.
     """
-    if shared > overlap:
-        raise ValueError(f"a window cannot share {shared} frames with an overlap of {overlap}")
-    j = torch.arange(shared, dtype=torch.float32)
-    return 1.0 - (j + 1.0) / (overlap + 1.0)
+    j = torch.arange(held, dtype=torch.float32)
+    return 1.0 - (j + 1.0) / (held + 1.0)

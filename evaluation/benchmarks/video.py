@@ -25,7 +25,7 @@ from evaluation.metrics import in_paper_units, video_flows, warp_error
 from evaluation.report import write_report
 from pipelines.convert.methods import MethodConfig, StreamSource, create_method
 from pipelines.convert.warp import WarpConfig
-from pipelines.convert.windows import plan_windows
+from pipelines.windows import boundary_pairs
 
 VIDEO_SCENES = ("boxes_orbit", "moving_objects")
 _METHODS = {"warp-telea": "warp-telea", "warp-sd": "warp-sd", "spatialdreamer": "spatialdreamer"}
@@ -38,12 +38,6 @@ def _frames(render_frames: torch.Tensor) -> list[np.ndarray]:
 
 def _tensor(frames: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
-
-
-def seam_pairs(num_frames: int, window: int, overlap: int) -> list[int]:
-    """Pair indices i (frames i, i + 1) where frame i + 1 is a window's first new frame."""
-    spans = plan_windows(num_frames, window, overlap)
-    return [span.new_start - 1 for span in spans[1:] if span.new_start > 0]
 
 
 def run_video(config: Any) -> dict[str, Path]:
@@ -90,7 +84,9 @@ def run_video(config: Any) -> dict[str, Path]:
                 forward, backward = video_flows(_tensor(left), flow)
                 output = _tensor(right)
                 all_errors.append(warp_error(output, forward, backward))
-                seams = seam_pairs(len(left), method.window, method.overlap)
+                seams = boundary_pairs(
+                    len(left), method.window, method.overlap, method.fixed_length
+                )
                 if seams:
                     seam_errors.append(warp_error(output, forward, backward, pairs=seams))
                 generated.append(output)

@@ -28,7 +28,6 @@ from pipelines.convert.methods import (
     create_method,
 )
 from pipelines.convert.warp import DepthFile, WarpConfig, WarpResult, WarpStage
-from pipelines.convert.windows import Window, WindowSpan, iter_windows, plan_windows
 
 __all__ = [
     "DUBOIS_LEFT",
@@ -50,8 +49,6 @@ __all__ = [
     "WarpInpaint",
     "WarpResult",
     "WarpStage",
-    "Window",
-    "WindowSpan",
     "anaglyph",
     "compose",
     "convert",
@@ -59,9 +56,7 @@ __all__ = [
     "frame_size",
     "has_audio",
     "iter_stereo_pairs",
-    "iter_windows",
     "output_name",
-    "plan_windows",
     "resolve_output",
     "stream_summary",
 ]

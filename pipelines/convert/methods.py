@@ -9,7 +9,7 @@
   ``stream_right_views`` runs windows of the model's clip length blended in latent space.
 
 Every method streams: ``process_pairs`` pulls frames through
-:func:`~pipelines.convert.windows.iter_windows` and yields (left, right) pairs in order, so at
+:func:`~pipelines.windows.iter_windows` and yields (left, right) pairs in order, so at
 most a window (plus the overlap outputs awaiting blending) is in memory. Windows that overlap
 (``overlap > 0``) are cross-faded linearly in pixel space over the shared frames by the base
 class; ``spatialdreamer`` blends in latent space inside the pipeline instead.
@@ -28,7 +28,7 @@ import numpy as np
 
 from dvg.backends import INPAINT_BACKENDS, BackendSpec, DepthContext, InpaintBackend
 from pipelines.convert.warp import WarpConfig, WarpResult, WarpStage, identity_transform
-from pipelines.convert.windows import Window, check_window, iter_windows
+from pipelines.windows import check_window, crossfade_weights, iter_windows
 
 INPAINT_MULTIPLE = 8  # dvg inpainters take sides that are multiples of 8
 
@@ -117,35 +117,34 @@ class StereoMethod(ABC):
         held_start = 0  # stream index of held[0]
         windows = iter_windows(frames, self.window, self.overlap, self.fixed_length)
         for window in windows:
+            span = window.span
+            frames = np.stack(window.items)
             if source is None:
-                h, w = window.frames.shape[1:3]
+                h, w = frames.shape[1:3]
                 source = StreamSource("<memory>", w, h)
             context = DepthContext(
                 video_path=source.path,
-                source_indices=np.arange(window.span.start, window.span.stop),
+                source_indices=np.arange(span.start, span.stop),
                 transform=identity_transform(source.width, source.height),
             )
-            right = self.right_views(window, context)
-            span = window.span
+            right = self.right_views(frames, context)
             # Frames of this window that an earlier window already produced: blend the ones
             # still held, skip the ones already emitted (a moved-back last window).
             first_held = max(span.start, held_start)
-            blended = []
-            for k in range(first_held, span.new_start):
+            previous = crossfade_weights(span.new_start - first_held).tolist()
+            for k, weight in zip(range(first_held, span.new_start), previous, strict=True):
                 old_left, old_right = held[k - held_start]
-                weight = (k - first_held + 1) / (span.new_start - first_held + 1)
-                mixed = (1 - weight) * old_right.astype(np.float32) + weight * right[
+                mixed = weight * old_right.astype(np.float32) + (1 - weight) * right[
                     k - span.start
                 ].astype(np.float32)
-                blended.append((old_left, np.rint(mixed).astype(np.uint8)))
-            yield from blended
+                yield old_left, np.rint(mixed).astype(np.uint8)
             # Keep the tail that the next window will overlap; emit the rest.
-            keep_from = max(span.new_start, span.stop - self.overlap)
+            keep_from = span.keep_from(self.overlap)
             for k in range(span.new_start, keep_from):
-                yield window.frames[k - span.start], right[k - span.start]
+                yield frames[k - span.start], right[k - span.start]
             # Copies, so the window's arrays are freed before the next window is made.
             held = [
-                (window.frames[k - span.start].copy(), right[k - span.start].copy())
+                (frames[k - span.start].copy(), right[k - span.start].copy())
                 for k in range(keep_from, span.stop)
             ]
             held_start = keep_from
@@ -155,9 +154,8 @@ class StereoMethod(ABC):
         """Reset per-video state (called at the start of ``process_pairs``)."""
 
     @abstractmethod
-    def right_views(self, window: Window, context: DepthContext) -> np.ndarray:
-        """One window's left frames ``window.frames`` (F, H, W, 3) uint8 -> right views
-        (F, H, W, 3) uint8."""
+    def right_views(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
+        """One window's left frames (F, H, W, 3) uint8 -> right views (F, H, W, 3) uint8."""
 
 
 STEREO_METHODS: dict[str, type[StereoMethod]] = {}
@@ -212,8 +210,8 @@ class WarpInpaint(StereoMethod):
     def start_video(self) -> None:
         self.warp.reset()
 
-    def right_views(self, window: Window, context: DepthContext) -> np.ndarray:
-        warped = self.warp(window.frames, context)
+    def right_views(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
+        warped = self.warp(frames, context)
         images, holes, (h, w) = pad_to_multiple(warped.right, warped.holes, INPAINT_MULTIPLE)
         return np.ascontiguousarray(self.inpainter.inpaint(images, holes)[:, :h, :w])
 
@@ -269,6 +267,7 @@ class SpatialDreamer(StereoMethod):
     """
 
     warp_window = 16
+    fixed_length = True  # the pipeline's windows keep the trained clip length
 
     def __init__(self, config: MethodConfig) -> None:
         super().__init__(config)
@@ -296,6 +295,14 @@ class SpatialDreamer(StereoMethod):
             self.pipe.to(device)
         self.warp = WarpStage(config.warp)
 
+    @property
+    def window(self) -> int:
+        return self.pipe.resolve_window(self.config.window, self.config.overlap)[0]
+
+    @property
+    def overlap(self) -> int:
+        return self.pipe.resolve_window(self.config.window, self.config.overlap)[1]
+
     def start_video(self) -> None:
         self.warp.reset()
 
@@ -309,12 +316,12 @@ class SpatialDreamer(StereoMethod):
         }
         return {key: value for key, value in options.items() if value is not None}
 
-    def right_views(self, window: Window, context: DepthContext) -> np.ndarray:
+    def right_views(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
         """One window on its own (no blending with neighbours): (F, H, W, 3) uint8."""
-        warped: WarpResult = self.warp(window.frames, context)
+        warped: WarpResult = self.warp(frames, context)
         return np.asarray(
             self.pipe.right_views(
-                left=window.frames, warped=warped.right, holes=warped.holes, **self._options()
+                left=frames, warped=warped.right, holes=warped.holes, **self._options()
             )
         )
 
@@ -327,18 +334,19 @@ class SpatialDreamer(StereoMethod):
         def warped_frames() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
             nonlocal source
             for window in iter_windows(frames, self.warp_window):
+                chunk = np.stack(window.items)
                 if source is None:
-                    h, w = window.frames.shape[1:3]
+                    h, w = chunk.shape[1:3]
                     source = StreamSource("<memory>", w, h)
                 context = DepthContext(
                     video_path=source.path,
                     source_indices=np.arange(window.span.start, window.span.stop),
                     transform=identity_transform(source.width, source.height),
                 )
-                warped = self.warp(window.frames, context)
+                warped = self.warp(chunk, context)
                 for i in range(window.span.length):
-                    lefts.append(window.frames[i])
-                    yield window.frames[i], warped.right[i], warped.holes[i]
+                    lefts.append(chunk[i])
+                    yield chunk[i], warped.right[i], warped.holes[i]
 
         left_it, warped_it, holes_it = _unzip3(warped_frames())
         rights = self.pipe.stream_right_views(

@@ -2,8 +2,9 @@
 
 E_warp (Lai et al.) between consecutive output frames, on a synthetic static-camera video: the
 true flow is zero, so the warp is the identity and every pixel is valid. Pairs are split into
-seam pairs (the last frame emitted by one window and the first emitted by the next: different
-windows, different VAE decode calls) and within-window pairs.
+boundary pairs (pipelines.windows.boundary_pairs: where the set of windows covering the frames
+changes, both ends of every hand-over, including the moved-back last window's) and
+within-window pairs. 40 frames in windows of 8 overlapping by 2: six windows, the last moved back.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from dvg.geometry.rendering import forward_render
 from dvg.synthetic.scenes import render_scene
 from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
 from pipelines.pipeline import SpatialDreamerPipeline
+from pipelines.windows import boundary_pairs
 
-FRAMES, WINDOW, OVERLAP = 24, 8, 2
+FRAMES, WINDOW, OVERLAP = 40, 8, 2
 
 
 @pytest.fixture(scope="module")
@@ -55,25 +57,19 @@ def warp_errors(frames: np.ndarray) -> np.ndarray:
     return ((y[1:] - y[:-1]) ** 2).sum(axis=-1).mean(axis=(1, 2))
 
 
-def seam_pairs(window: int, overlap: int) -> list[int]:
-    """Index t of the pairs (t, t+1) whose frames were emitted by different windows."""
-    step = window - overlap
-    return [start - 1 for start in range(step, FRAMES, step)]
-
-
 def split(errors: np.ndarray, window: int, overlap: int) -> tuple[float, float]:
-    seams = seam_pairs(window, overlap)
+    """(mean E_warp of the boundary pairs, of the within-window pairs)."""
+    seams = boundary_pairs(FRAMES, window, overlap, fixed_length=True)
     within = [t for t in range(len(errors)) if t not in seams]
     return float(errors[seams].mean()), float(errors[within].mean())
 
 
 def test_seam_error_of_a_random_model_is_within_noise_of_its_within_window_error(pipe, video):
-    """The real pipeline and model on a long synthetic video: seams are not outliers.
+    """The real pipeline and tiny model on a long synthetic video: seams are not outliers.
 
-    With random weights each frame's output is dominated by its own noise, so seam and
-    within-window E_warp are equal in expectation (ratio 0.97-1.07 over seeds 0-4 with this
-    setup): the strict inequality of a trained model is asserted up to that noise (25 %), and
-    the blending itself is checked against an ablation in the next test.
+    With random weights each frame's output is dominated by its own noise, so boundary and
+    within-window E_warp are equal in expectation (ratio 0.99-1.02 over seeds 0-4 with this
+    setup); the strict inequality is shown with a coherent model in the next test.
     """
     left, warped, holes = video
     out = pipe.right_views(
@@ -82,13 +78,14 @@ def test_seam_error_of_a_random_model_is_within_noise_of_its_within_window_error
     assert out.shape == (FRAMES, 64, 64, 3)
     seam, within = split(warp_errors(out), WINDOW, OVERLAP)
     print(f"E_warp x1e-3: seam {seam * 1e3:.3f}, within windows {within * 1e3:.3f}")
-    assert seam <= 1.25 * within
+    assert seam <= 1.1 * within
 
 
 def coherent_denoiser(noisy, timesteps, masked, mask, reference, embeddings, time_ids, deviation):
     """Test double of the U-Net: the exact v-prediction for clips whose frames are one N(0, I)
-    latent. It is perfectly coherent within a window, so with independent noise each window
-    lands on a different latent: the seam jump a trained video model shows, without a model."""
+    latent, a perfectly temporally coherent video model that ignores its conditioning. It is
+    the worst case for seams: each window's content comes from its own noise alone, so windows
+    sampled independently land on different latents."""
     sigma = (4.0 * timesteps.float()).exp().view(-1, 1, 1, 1, 1)
     c_in, c_skip = 1.0 / (sigma**2 + 1.0).sqrt(), 1.0 / (sigma**2 + 1.0)
     c_out = -sigma * c_in
@@ -97,23 +94,34 @@ def coherent_denoiser(noisy, timesteps, masked, mask, reference, embeddings, tim
     return (denoised - c_skip * z) / c_out
 
 
-def test_blending_removes_most_of_the_seam_jump_of_independent_windows(pipe, video, monkeypatch):
+def test_seams_of_a_coherent_video_model_are_no_worse_than_within_windows(pipe, video, monkeypatch):
+    """Acceptance 4 on the real pipeline (windows, noise, hand-over, VAE decode), with the
+    coherent test denoiser in place of the U-Net; the ablations show the test can fail."""
     monkeypatch.setattr(pipe.model, "forward", coherent_denoiser)
     left, warped, holes = video
-    kwargs = {"steps": 3, "window": WINDOW, "keep_known": False}
-    naive = warp_errors(
-        pipe.right_views(left, warped, holes, overlap=0, decode_context=0, **kwargs)
-    )
-    blended = warp_errors(pipe.right_views(left, warped, holes, overlap=OVERLAP, **kwargs))
-    naive_seam, naive_within = split(naive, WINDOW, 0)
-    blended_seam, blended_within = split(blended, WINDOW, OVERLAP)
+
+    def errors(**options) -> np.ndarray:
+        options = {"steps": 3, "window": WINDOW, "overlap": OVERLAP, "keep_known": False} | options
+        return warp_errors(pipe.right_views(left, warped, holes, **options))
+
+    blended = errors()
+    independent = errors(overlap=0, decode_context=0, periodic_noise=False)
+    no_periodic_noise = errors(periodic_noise=False)
+    short_decode_context = errors(decode_context=2)
+    seam, within = split(blended, WINDOW, OVERLAP)
+    naive_seam, naive_within = split(independent, WINDOW, 0)
     print(
-        f"E_warp x1e-3: no blending seam {naive_seam * 1e3:.3f} within {naive_within * 1e3:.3f}; "
-        f"blending seam {blended_seam * 1e3:.3f} within {blended_within * 1e3:.3f}; "
-        f"largest jump {naive.max() * 1e3:.3f} -> {blended.max() * 1e3:.3f}"
+        f"E_warp x1e-3 seam / within: blended {seam * 1e3:.3f} / {within * 1e3:.3f}; "
+        f"independent windows {naive_seam * 1e3:.3f} / {naive_within * 1e3:.3f}; "
+        "without periodic noise {:.3f} / {:.3f}; decode context 2 {:.3f} / {:.3f}".format(
+            *(1e3 * v for v in split(no_periodic_noise, WINDOW, OVERLAP)),
+            *(1e3 * v for v in split(short_decode_context, WINDOW, OVERLAP)),
+        )
     )
-    # Independent windows jump at every seam (far above their within-window error) ...
-    assert naive_seam > 2.0 * naive_within
-    # ... and the latent cross-fade plus decode context spreads and shrinks that jump.
-    assert blended_seam < 0.75 * naive_seam
-    assert blended.max() < 0.75 * naive.max()
+    assert seam <= within
+    # Independent windows jump at every boundary, far above their within-window error ...
+    assert naive_seam > 3.0 * naive_within
+    # ... and each part of the join is needed: without periodic noise the windows' contents
+    # differ, with a short decode context the decoder's chunk edges show.
+    assert split(no_periodic_noise, WINDOW, OVERLAP)[0] > within
+    assert split(short_decode_context, WINDOW, OVERLAP)[0] > seam

@@ -118,11 +118,60 @@ def test_twenty_frames_in_windows_match_the_streaming_generator(pipe):
     np.testing.assert_array_equal(np.stack(list(streamed)), chunk)
 
 
+def test_long_streams_run_full_length_windows_with_periodic_noise_and_bounded_lookahead(
+    pipe, monkeypatch
+):
+    """27 frames, window 8, overlap 2: every window has the trained 8 frames (the last one
+    moved back), holds 8 distinct noises and the same 8 as every other window; output starts
+    before the input ends and never trails it by more than window + decode_context frames."""
+    left, warped, holes = make_chunk(27, height=32, width=32, seed=2)
+    windows = []
+    sample = pipe._sample_window
+
+    def recording(items, anchors, weights, settings):
+        windows.append(([f.noise for f in items], len(anchors), weights.tolist()))
+        return sample(items, anchors, weights, settings)
+
+    monkeypatch.setattr(pipe, "_sample_window", recording)
+    pulled = []
+
+    def source():
+        for i, frame in enumerate(left):
+            pulled.append(i)
+            yield frame
+
+    out = pipe.stream_right_views(
+        source(), iter(warped), iter(holes), steps=1, window=8, overlap=2, decode_context=4
+    )
+    for i, _ in enumerate(out):
+        assert len(pulled) <= i + 1 + 8 + 4
+    assert i == 26 and len(windows) == 5
+    reference = windows[0][0]
+    for noises, _, _ in windows:
+        assert len(noises) == 8
+        assert all(any(torch.equal(n, r) for r in reference) for n in noises)
+        assert len({id(n) for n in noises}) == 8
+    # Hand-over: the previous window's 2 held-back frames with a 2/3, 1/3 ramp; the moved-back
+    # last window [19, 27) also follows its 5 already emitted frames exactly.
+    assert [(n, [round(w, 3) for w in ws]) for _, n, ws in windows] == [
+        (0, []),
+        (2, [0.667, 0.333]),
+        (2, [0.667, 0.333]),
+        (2, [0.667, 0.333]),
+        (7, [1.0] * 5 + [0.667, 0.333]),
+    ]
+    # Independent noise: every frame draws its own.
+    windows.clear()
+    list(pipe.stream_right_views(iter(left), iter(warped), iter(holes), steps=1, window=8,
+                                 overlap=2, periodic_noise=False))  # fmt: skip
+    assert not any(torch.equal(windows[0][0][0], n) for n in windows[1][0][2:])
+
+
 def test_default_window_is_the_til_clip_length(pipe):
-    assert pipe._resolve_window(None, None) == (pipe.model.config.til_frames, 2)
-    assert pipe._resolve_window(4, None) == (4, 1)
+    assert pipe.resolve_window(None, None) == (pipe.model.config.til_frames, 2)
+    assert pipe.resolve_window(4, None) == (4, 1)
     with pytest.raises(ValueError, match="overlap"):
-        pipe._resolve_window(4, 4)
+        pipe.resolve_window(4, 4)
 
 
 def test_sizes_that_are_not_multiples_are_padded_and_cropped(pipe):
