@@ -15,7 +15,17 @@ videos for the memory-vs-length rows loop the clip.
 
 ``--dpt`` adds a row with a full-size random-weight DPT-hybrid (MiDaS architecture) loaded
 through the real loader: depth on this CPU takes seconds per 1080p frame, so it is off by
-default. The SpatialDreamer pipeline needs a GPU to measure; see the note in the report.
+default.
+
+    python -m benchmarks.convert --spatialdreamer [--model-size paper] [--widths 512,1024]
+                                 [--frames 16] [--steps 25] [--write docs/benchmarks.md]
+
+measures the ``spatialdreamer`` method instead: an exported model with the paper's architecture
+(SVD-xt U-Net + SD2.1 RefinerNet + TIL, random weights, ``pipelines.model.paper_size``) converts
+16:9 clips of each width with and without the memory controls (float32; float16; float16 +
+model CPU offload + 2-frame VAE decode chunks), reporting frames/s and peak GPU memory
+(``torch.cuda.max_memory_allocated``, weights included). It needs a GPU to run at a useful
+speed; ``--model-size tiny`` runs the same code with the test-size model anywhere.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from pathlib import Path
 import cv2
 import imageio_ffmpeg
 import numpy as np
+import torch
 
 from benchmarks._report import header, update_section
 
@@ -43,14 +54,44 @@ MEASURE = textwrap.dedent(
     video, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     result = convert(video, out, ConvertConfig(**settings))
     status = open("/proc/self/status").read().split("VmHWM:")[1]
+    import torch
+    gpu = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None
     print(json.dumps({
         "frames": result.frames,
         "seconds": result.seconds,
         "fps": result.fps,
         "peak_rss": int(status.split()[0]) * 1024,
+        "peak_gpu": gpu,
     }))
     """
 )
+
+BUILD_MODEL = textwrap.dedent(
+    """
+    import sys, tempfile, torch
+    from pathlib import Path
+    from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
+    from pipelines.model.paper_size import save_paper_sd, save_paper_svd
+    out, size = Path(sys.argv[1]), sys.argv[2]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as tmp:
+        if size == "paper":
+            svd = save_paper_svd(Path(tmp) / "svd", device=device)
+            sd = save_paper_sd(Path(tmp) / "sd", seed=1, device=device)
+        else:
+            svd, sd = save_tiny_svd(Path(tmp) / "svd"), save_tiny_sd(Path(tmp) / "sd", seed=1)
+        config = ModelConfig(svd=str(svd), refiner=str(sd), til=True)
+        SpatialDreamerModel.from_components(config).save_pretrained(out)
+    """
+)
+
+# (row name, ConvertConfig settings) of the SpatialDreamer rows: without and with the controls.
+PIPELINE_SETTINGS = [
+    ("float32", {"dtype": "float32"}),
+    ("float16", {"dtype": "float16"}),
+    ("float16 + CPU offload + VAE decode chunks of 2",
+     {"dtype": "float16", "offload": True, "decode_chunk_size": 2}),
+]  # fmt: skip
 
 
 def make_clip(folder: Path, width: int, height: int, frames: int, length: int) -> Path:
@@ -96,6 +137,75 @@ def measure(video: Path, out: Path, settings: dict, mmap_threshold: bool = False
     if run.returncode != 0:
         raise RuntimeError(f"conversion of {video} failed:\n{run.stderr[-3000:]}")
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def make_model(folder: Path, size: str) -> Path:
+    """An exported SpatialDreamer model folder with random weights (``size``: ``paper`` or
+    ``tiny``), written by a fresh process so the GPU it used is released."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.run(
+        [sys.executable, "-c", BUILD_MODEL, str(folder), size],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise RuntimeError(f"building the {size} model failed:\n{run.stderr[-3000:]}")
+    return folder
+
+
+def run_spatialdreamer(
+    widths: list[int], frames: int, steps: int, size: str, layout: str, preset: str
+) -> list[tuple[int, int, str, dict]]:
+    """(width, height, setting, report) for every width and PIPELINE_SETTINGS row."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model = make_model(tmp / "model", size)
+        for width in widths:
+            height = 8 * round(width * 9 / 16 / 8)
+            video = make_clip(tmp / f"w{width}", width, height, frames, frames)
+            base = {
+                "method": "spatialdreamer",
+                "model": str(model),
+                "steps": steps,
+                "depth": str(video.parent),
+                "layout": layout,
+                "preset": preset,
+            }
+            for name, settings in PIPELINE_SETTINGS:
+                report = measure(video, tmp / "out", {**base, **settings})
+                rows.append((width, height, name, report))
+    return rows
+
+
+def report_spatialdreamer(
+    rows: list[tuple[int, int, str, dict]], frames: int, steps: int, size: str
+) -> str:
+    gib = 2**30
+    model = (
+        "paper-size architecture (SVD-xt U-Net 1.52 B + SD2.1 RefinerNet 0.87 B + TIL, CLIP "
+        "ViT-H/14, SVD VAE), random weights"
+        if size == "paper"
+        else "test-size model (pipelines.model.tiny), random weights"
+    )
+    lines = [
+        header(),
+        f"`spatialdreamer` method, {model}; {frames}-frame 16:9 clips with exact depth "
+        f"sidecars, {steps} Euler steps, windows of 8 overlapping by 2, decode context 4; wall "
+        "time of `convert` in a fresh process (model loading, warp and encoding included).",
+        "",
+        "| input | setting | frames/s | s/frame | peak GPU memory | peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for width, height, name, r in rows:
+        gpu = f"{r['peak_gpu'] / gib:.1f} GiB" if r.get("peak_gpu") is not None else "no GPU"
+        lines.append(
+            f"| {width}x{height} | {name} | {r['fps']:.3f} | {1 / r['fps']:.1f} | {gpu} | "
+            f"{r['peak_rss'] / gib:.1f} GiB |"
+        )
+    return "\n".join(lines)
 
 
 def run(
@@ -170,10 +280,6 @@ def report(width: int, height: int, layout: str, preset: str, results: dict) -> 
         "higher the highest fluctuation); the next column runs the same conversion with "
         "`MALLOC_MMAP_THRESHOLD_=65536`, where freed blocks go back to the system at once and RSS "
         "follows live memory. Users who want that can set the variable themselves.",
-        "",
-        "SpatialDreamer pipeline (paper-size architecture, random weights, 512 and 1024 wide, "
-        "with and without CPU offload / chunked VAE decode): not measured, no GPU was lent to "
-        "this task; it needs a GPU to run at a useful speed.",
     ]
     return "\n".join(lines)
 
@@ -181,14 +287,35 @@ def report(width: int, height: int, layout: str, preset: str, results: dict) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1920x1080", help="WxH of the input video")
-    parser.add_argument("--frames", type=int, default=24, help="frames of the speed clip")
+    parser.add_argument(
+        "--frames", type=int, help="frames of the speed clip (default 24; 16 with --spatialdreamer)"
+    )
     parser.add_argument("--lengths", default="24,72,216", help="video lengths for memory")
     parser.add_argument("--layout", default="full-sbs")
     parser.add_argument("--preset", default="medium", help="x264 preset")
     parser.add_argument("--dpt", action="store_true", help="add a random full-size DPT row")
+    parser.add_argument("--spatialdreamer", action="store_true", help="measure that method")
+    parser.add_argument("--model-size", default="paper", choices=["paper", "tiny"])
+    parser.add_argument("--widths", default="512,1024", help="input widths (16:9)")
+    parser.add_argument("--steps", type=int, default=25, help="Euler steps (spatialdreamer)")
     parser.add_argument("--write", type=Path, help="update this markdown file")
     args = parser.parse_args()
+    if args.spatialdreamer:
+        frames = args.frames or 16
+        widths = [int(v) for v in args.widths.split(",") if v]
+        rows = run_spatialdreamer(
+            widths, frames, args.steps, args.model_size, args.layout, args.preset
+        )
+        body = report_spatialdreamer(rows, frames, args.steps, args.model_size)
+        print(body)
+        if args.write:
+            device = "gpu" if torch.cuda.is_available() else "cpu"
+            title = f"## spatialdreamer convert, SpatialDreamer {args.model_size} model ({device})"
+            update_section(args.write, f"convert-spatialdreamer-{args.model_size}",
+                           f"{title}\n\n{body}")  # fmt: skip
+        return
     width, height = (int(v) for v in args.size.split("x"))
+    args.frames = args.frames or 24
     lengths = [int(v) for v in args.lengths.split(",") if v]
     results = run(width, height, args.frames, lengths, args.layout, args.preset, args.dpt)
     body = report(width, height, args.layout, args.preset, results)

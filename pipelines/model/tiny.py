@@ -48,9 +48,6 @@ def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
     """Write a tiny random SVD pipeline directory (model_index.json + unet, vae, image_encoder,
     feature_extractor, scheduler). The VAE downsamples 8x like SVD's: 64x64 images -> 8x8 latents.
     """
-    # Imported here: importing the SVD pipeline makes transformers warn about torchvision.
-    from diffusers import StableVideoDiffusionPipeline
-
     path = Path(path)
     torch.manual_seed(seed)
     unet = UNetSpatioTemporalConditionModel(
@@ -85,6 +82,22 @@ def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
         )
     )
     feature_extractor = CLIPImageProcessor(crop_size=32, size=32)
+    return save_svd_layout(path, unet, vae, image_encoder, feature_extractor)
+
+
+def save_svd_layout(
+    path: str | Path,
+    unet: UNetSpatioTemporalConditionModel,
+    vae: AutoencoderKLTemporalDecoder,
+    image_encoder: CLIPVisionModelWithProjection,
+    feature_extractor: CLIPImageProcessor,
+) -> Path:
+    """Write SVD components as the hub's SVD pipeline directory (model_index.json + subfolders,
+    SVD's scheduler configuration)."""
+    # Imported here: importing the SVD pipeline makes transformers warn about torchvision.
+    from diffusers import StableVideoDiffusionPipeline
+
+    path = Path(path)
     scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)
     pipeline = StableVideoDiffusionPipeline(
         vae=vae,
@@ -95,7 +108,7 @@ def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
     )
     pipeline.save_pretrained(path)
     # transformers 5 saves the PIL fallback's class name; the hub's SVD index says
-    # CLIPImageProcessor, and the tiny directory should read like the real one.
+    # CLIPImageProcessor, and a written directory should read like the real one.
     index_path = path / "model_index.json"
     index = json.loads(index_path.read_text())
     index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
