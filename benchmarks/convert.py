@@ -23,9 +23,10 @@ default.
 measures the ``spatialdreamer`` method instead: an exported model with the paper's architecture
 (SVD-xt U-Net + SD2.1 RefinerNet + TIL, random weights, ``pipelines.model.paper_size``) converts
 16:9 clips of each width with and without the memory controls (float32; float16; float16 +
-model CPU offload + 2-frame VAE decode chunks), reporting frames/s and peak GPU memory
-(``torch.cuda.max_memory_allocated``, weights included). It needs a GPU to run at a useful
-speed; ``--model-size tiny`` runs the same code with the test-size model anywhere.
+model CPU offload + 2-frame VAE decode chunks; the same + 512-pixel U-Net tiles), reporting
+frames/s and peak GPU memory (``torch.cuda.max_memory_allocated``, weights included). It needs
+a GPU to run at a useful speed; ``--model-size tiny`` runs the same code with the test-size
+model anywhere.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ PIPELINE_SETTINGS = [
     ("float16", {"dtype": "float16"}),
     ("float16 + CPU offload + VAE decode chunks of 2",
      {"dtype": "float16", "offload": True, "decode_chunk_size": 2}),
+    ("float16 + CPU offload + VAE decode chunks of 2 + 512-pixel U-Net tiles",
+     {"dtype": "float16", "offload": True, "decode_chunk_size": 2, "tile_size": 512}),
 ]  # fmt: skip
 
 

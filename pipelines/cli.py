@@ -90,6 +90,10 @@ def convert(
     decode_chunk: Annotated[
         int | None, typer.Option(help="spatialdreamer: frames per VAE decode call.")
     ] = None,
+    tile_size: Annotated[
+        int | None,
+        typer.Option(help="spatialdreamer: U-Net latent tiles of this many pixels (x64)."),
+    ] = None,
     crf: Annotated[int, typer.Option(help="H.264 quality, 0-51 (lower is better).")] = 18,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "medium",
     audio: Annotated[bool, typer.Option(help="Keep the audio tracks.")] = True,
@@ -126,6 +130,7 @@ def convert(
             overlap=overlap,
             offload=offload,
             decode_chunk_size=decode_chunk,
+            tile_size=tile_size,
             keep_audio=audio,
         )
         result = run_convert(input, out, config, show_progress=progress)

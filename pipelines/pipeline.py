@@ -27,6 +27,7 @@ from torch import nn
 
 from pipelines.model import SpatialDreamerModel
 from pipelines.model.tiny import SVD_SCHEDULER_CONFIG
+from pipelines.tiling import tiled
 from pipelines.windows import check_window, crossfade_weights, iter_windows
 
 # Window length for a model without TIL: the paper's stage-2 clip length (8 frames).
@@ -86,6 +87,8 @@ class _Settings:
     known_margin: int
     added_time_ids: tuple[float, float, float]  # [fps - 1, motion_bucket_id, noise_aug_strength]
     sigmas: torch.Tensor  # (steps + 1,) float32, the scheduler's Karras sigmas ending in 0
+    tile: int | None  # latent cells per U-Net tile side (None: whole frames)
+    tile_overlap: int  # latent cells shared by neighbouring tiles
 
 
 def hole_alpha(holes: torch.Tensor, margin: int) -> torch.Tensor:
@@ -229,6 +232,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         motion_bucket_id: int = DEFAULT_MOTION_BUCKET_ID,
         noise_aug_strength: float = DEFAULT_NOISE_AUG_STRENGTH,
         periodic_noise: bool = True,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
     ) -> SpatialDreamerPipelineOutput:
         """Generate the right views of one chunk of frames.
 
@@ -241,6 +246,9 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         keep_known: keep the warped pixels outside the holes (feathered over `known_margin`).
         periodic_noise: frame f reuses the noise of frame f mod window (see stream_right_views);
         False draws independent noise for every frame.
+        tile_size / tile_overlap: run the U-Net on square tiles of tile_size pixels (a multiple
+        of 64 for SVD) overlapping by tile_overlap pixels (None: a quarter tile), blended at
+        every step (pipelines.tiling); None: whole frames.
         Returns frames: (F, H, W, 3) uint8 right views. Any H, W (padded internally).
         """
         _check_chunk(left, warped, holes)
@@ -262,6 +270,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             motion_bucket_id=motion_bucket_id,
             noise_aug_strength=noise_aug_strength,
             periodic_noise=periodic_noise,
+            tile_size=tile_size,
+            tile_overlap=tile_overlap,
         )
         return SpatialDreamerPipelineOutput(frames=np.stack(list(frames)))
 
@@ -290,6 +300,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         motion_bucket_id: int = DEFAULT_MOTION_BUCKET_ID,
         noise_aug_strength: float = DEFAULT_NOISE_AUG_STRENGTH,
         periodic_noise: bool = True,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
     ) -> Iterator[np.ndarray]:
         """Yield right views (H, W, 3) uint8 one by one from per-frame iterators.
 
@@ -335,6 +347,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             known_margin=known_margin,
             added_time_ids=(float(fps - 1), float(motion_bucket_id), float(noise_aug_strength)),
             sigmas=self._sigmas(steps),
+            **self._tiles(tile_size, tile_overlap),
         )
         # Sampled frames [first, first + len(sampled)): the latest window, the final frames
         # still waiting for their right decode context, and the left decode context.
@@ -393,6 +406,26 @@ class SpatialDreamerPipeline(DiffusionPipeline):
                 "not ending in 0; SpatialDreamerPipeline needs an EDM-style Euler scheduler"
             )
         return sigmas
+
+    def _tiles(self, tile_size: int | None, tile_overlap: int | None) -> dict[str, int | None]:
+        """Check the tile settings (pixels) and convert them to latent cells."""
+        if tile_size is None:
+            return {"tile": None, "tile_overlap": 0}
+        multiple = self._size_multiple()
+        vae = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        if tile_size < multiple or tile_size % multiple:
+            raise ValueError(
+                f"tile_size must be a positive multiple of {multiple} pixels (the U-Net's "
+                f"coarsest cell), got {tile_size}"
+            )
+        if tile_overlap is None:
+            tile_overlap = tile_size // 4
+        if tile_overlap % vae or not 0 <= tile_overlap < tile_size:
+            raise ValueError(
+                f"tile_overlap must be a multiple of {vae} pixels in [0, tile_size={tile_size}), "
+                f"got {tile_overlap}"
+            )
+        return {"tile": tile_size // vae, "tile_overlap": tile_overlap // vae}
 
     def _size_multiple(self) -> int:
         """Pixels per coarsest U-Net cell: VAE factor x 2^(U-Net downsamplings)."""
@@ -507,16 +540,20 @@ class SpatialDreamerPipeline(DiffusionPipeline):
                 c_skip = 1.0 / (sigma**2 + 1.0)
                 c_out = -sigma / (sigma**2 + 1.0).sqrt()
                 z_b = z[None].repeat(batch, 1, 1, 1, 1)
-                output = model(
-                    (z_b * c_in).to(dtype),
-                    (0.25 * sigma.log()).repeat(batch),
-                    masked_b.to(dtype),
-                    mask_b.to(dtype),
-                    reference_b,
-                    embed_b.to(dtype),
-                    time_ids,
-                    deviation=deviation,
-                ).float()
+                timestep = (0.25 * sigma.log()).repeat(batch)
+
+                def unet(noisy, masked_view, hole_mask, ref, timestep=timestep):
+                    return model(
+                        noisy, timestep, masked_view, hole_mask, ref, embed_b.to(dtype),
+                        time_ids, deviation=deviation,
+                    )  # fmt: skip
+
+                spatial = [z_b * c_in, masked_b, mask_b, reference_b]
+                spatial = [t.to(dtype) for t in spatial]
+                if settings.tile is None:
+                    output = unet(*spatial).float()
+                else:
+                    output = tiled(unet, spatial, settings.tile, settings.tile_overlap)
                 denoised = output * c_out + z_b * c_skip
                 if cfg:
                     denoised = denoised[0] + settings.guidance * (denoised[1] - denoised[0])

@@ -50,8 +50,9 @@ class ConvertConfig:
         window, overlap: frames per window and frames shared by neighbours (None: method
             defaults: 16 / 0 for warp-inpaint, the trained clip length / a quarter of it for
             spatialdreamer).
-        offload, decode_chunk_size: GPU memory controls of ``spatialdreamer`` (model CPU
-            offload; frames per VAE decode call).
+        offload, decode_chunk_size, tile_size: GPU memory controls of ``spatialdreamer``
+            (model CPU offload; frames per VAE decode call; U-Net latent tiles of this many
+            pixels, a multiple of 64, None = whole frames).
         keep_audio: copy the source's audio tracks into the output.
     """
 
@@ -78,6 +79,7 @@ class ConvertConfig:
     overlap: int | None = None
     offload: bool = False
     decode_chunk_size: int | None = None
+    tile_size: int | None = None
     keep_audio: bool = True
 
     def __post_init__(self) -> None:
@@ -95,7 +97,7 @@ class ConvertConfig:
             )
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in [0, 51], got {self.crf}")
-        for name in ("window", "steps", "decode_chunk_size"):
+        for name in ("window", "steps", "decode_chunk_size", "tile_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -155,6 +157,7 @@ class ConvertConfig:
             device=self.device,
             offload=self.offload,
             decode_chunk_size=self.decode_chunk_size,
+            tile_size=self.tile_size,
         )
 
 

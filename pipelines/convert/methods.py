@@ -52,6 +52,8 @@ class MethodConfig:
         device: torch device of the model ("auto": cuda when available).
         offload: keep the model's parts on the CPU and move each to the GPU only while it runs.
         decode_chunk_size: frames per VAE decode call (lower: less GPU memory).
+        tile_size: U-Net latent tiles of this many pixels (None: whole frames; less GPU memory
+            for large frames).
     """
 
     warp: WarpConfig = field(default_factory=WarpConfig)
@@ -67,6 +69,7 @@ class MethodConfig:
     device: str = "auto"
     offload: bool = False
     decode_chunk_size: int | None = None
+    tile_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,7 @@ class SpatialDreamer(StereoMethod):
             "guidance": self.config.guidance,
             "seed": self.config.seed,
             "decode_chunk_size": self.config.decode_chunk_size,
+            "tile_size": self.config.tile_size,
         }
         return {key: value for key, value in options.items() if value is not None}
 

@@ -40,7 +40,7 @@ def test_convert_with_a_tiny_exported_model_through_the_cli(tmp_path):
         [str(Path(sys.executable).parent / "spatialdreamer"), "convert", str(with_audio),
          "--out", str(out), "--method", "spatialdreamer", "--model", str(tmp_path / "model"),
          "--layout", "half-sbs", "--steps", "2", "--window", "4", "--overlap", "1",
-         "--depth", str(tmp_path / "raw")],
+         "--tile-size", "32", "--depth", str(tmp_path / "raw")],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]

@@ -220,3 +220,51 @@ def test_save_pretrained_round_trips(pipe, tmp_path):
         loaded.right_views(left, warped, holes, steps=1),
         pipe.right_views(left, warped, holes, steps=1),
     )
+
+
+def spatially_pointwise(noisy, timesteps, masked, mask, reference, embeddings, time_ids, deviation):
+    """A U-Net double that mixes its inputs per latent cell only (so tiles cannot change it)."""
+    return (0.5 * noisy + 0.3 * masked - 0.2 * reference + mask).float()
+
+
+def test_tiles_of_a_spatially_pointwise_unet_give_the_whole_frame_result(pipe, monkeypatch):
+    monkeypatch.setattr(pipe.model, "forward", spatially_pointwise)
+    left, warped, holes = make_chunk(4)
+    kwargs = {"steps": 2, "keep_known": False}
+    whole = pipe.right_views(left, warped, holes, **kwargs)
+    tiles = pipe.right_views(left, warped, holes, tile_size=32, tile_overlap=8, **kwargs)
+    assert np.abs(whole.astype(int) - tiles.astype(int)).max() <= 1  # float rounding of uint8
+
+
+def test_the_unet_sees_only_tiles_and_known_pixels_stay(pipe, monkeypatch):
+    left, warped, holes = make_chunk(4)
+    whole = pipe.right_views(left, warped, holes, steps=2)
+    shapes = []
+    forward = pipe.model.forward
+
+    def recording(noisy, *args, **kwargs):
+        shapes.append(tuple(noisy.shape[-2:]))
+        return forward(noisy, *args, **kwargs)
+
+    monkeypatch.setattr(pipe.model, "forward", recording)
+    tiles = pipe.right_views(left, warped, holes, steps=2, tile_size=32)
+    # 64x64 frames -> 8x8 latents; 4-cell tiles overlapping by 1 -> starts 0, 3, 4 per axis
+    assert shapes == [(4, 4)] * 9 * 2
+    assert tiles.shape == whole.shape
+    # Known pixels (beyond the feathered hole border) are the warped view either way; the
+    # generated ones differ (each tile attends within itself) but are bounded.
+    keep = hole_alpha(torch.from_numpy(holes)[:, None], 2)[:, 0].numpy() == 0
+    np.testing.assert_array_equal(tiles[keep], whole[keep])
+    assert np.any(tiles[~keep] != whole[~keep])
+
+
+@pytest.mark.parametrize(
+    ("tile_size", "tile_overlap", "message"),
+    [(24, None, "multiple of 16"), (0, None, "multiple of 16"), (32, 4, "multiple of 8"),
+     (32, 32, r"\[0, tile_size")],
+)  # fmt: skip
+def test_bad_tile_settings_raise(pipe, tile_size, tile_overlap, message):
+    left, warped, holes = make_chunk(1)
+    with pytest.raises(ValueError, match=message):
+        pipe.right_views(left, warped, holes, steps=1, tile_size=tile_size,
+                         tile_overlap=tile_overlap)  # fmt: skip
