@@ -127,34 +127,27 @@ def make_clip(folder: Path, width: int, height: int, frames: int, length: int) -
 def measure(video: Path, out: Path, settings: dict, mmap_threshold: bool = False) -> dict:
     """Run one conversion in a fresh process; its report as a dict. ``mmap_threshold`` makes
     glibc mmap blocks over 64 KiB (returned to the system at free), so RSS tracks live memory."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    if mmap_threshold:
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    env = {"MALLOC_MMAP_THRESHOLD_": "65536"} if mmap_threshold else {}
+    stdout = run_script(MEASURE, [str(video), str(out), json.dumps(settings)], env,
+                        f"conversion of {video}")  # fmt: skip
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def run_script(script: str, args: list[str], env: dict[str, str], what: str) -> str:
+    """Run ``script`` in a fresh Python process with this checkout importable; its stdout."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **env}
     run = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(video), str(out), json.dumps(settings)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, check=False
     )
     if run.returncode != 0:
-        raise RuntimeError(f"conversion of {video} failed:\n{run.stderr[-3000:]}")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"{what} failed:\n{run.stderr[-3000:]}")
+    return run.stdout
 
 
 def make_model(folder: Path, size: str) -> Path:
     """An exported SpatialDreamer model folder with random weights (``size``: ``paper`` or
     ``tiny``), written by a fresh process so the GPU it used is released."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    run = subprocess.run(
-        [sys.executable, "-c", BUILD_MODEL, str(folder), size],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if run.returncode != 0:
-        raise RuntimeError(f"building the {size} model failed:\n{run.stderr[-3000:]}")
+    run_script(BUILD_MODEL, [str(folder), size], {}, f"building the {size} model")
     return folder
 
 

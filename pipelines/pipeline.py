@@ -80,7 +80,6 @@ class _Settings:
     deviation: float
     steps: int
     guidance: float
-    overlap: int
     decode_chunk_size: int
     decode_context: int
     keep_known: bool
@@ -321,8 +320,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
           windows already emitted (a moved-back last window) follow their recorded estimates
           exactly.
         - Decode context: each VAE decode chunk is decoded with neighbouring latents.
-        Holds at most window input frames and window + 2 * decode_context sampled frames
-        (latent and per-step estimates), whatever the video length.
+        Holds at most window + 2 * decode_context frames (inputs, latents and per-step
+        estimates), whatever the video length.
         """
         window, overlap = self.resolve_window(window, overlap)
         if steps < 1:
@@ -340,7 +339,6 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             deviation=float(deviation),
             steps=steps,
             guidance=float(guidance),
-            overlap=overlap,
             decode_chunk_size=decode_chunk_size,
             decode_context=decode_context,
             keep_known=keep_known,
@@ -411,8 +409,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         """Check the tile settings (pixels) and convert them to latent cells."""
         if tile_size is None:
             return {"tile": None, "tile_overlap": 0}
-        multiple = self._size_multiple()
-        vae = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        multiple, vae = self._size_multiple(), self._vae_factor()
         if tile_size < multiple or tile_size % multiple:
             raise ValueError(
                 f"tile_size must be a positive multiple of {multiple} pixels (the U-Net's "
@@ -427,9 +424,13 @@ class SpatialDreamerPipeline(DiffusionPipeline):
             )
         return {"tile": tile_size // vae, "tile_overlap": tile_overlap // vae}
 
+    def _vae_factor(self) -> int:
+        """Pixels per latent cell (8 for SVD's VAE)."""
+        return 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+
     def _size_multiple(self) -> int:
         """Pixels per coarsest U-Net cell: VAE factor x 2^(U-Net downsamplings)."""
-        vae = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        vae = self._vae_factor()
         unets = (self.model.unet.config, self.model.refiner.config)
         levels = max(len(config.block_out_channels) - 1 for config in unets)
         return vae * 2**levels
@@ -448,7 +449,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         latent noise and conditioning augmentation (only `period` of each are kept).
         """
         multiple = self._size_multiple()
-        vae_factor = 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        vae_factor = self._vae_factor()
         size: tuple[int, int] | None = None
         drawn: list[tuple[torch.Tensor, torch.Tensor]] = []
         for index, (left, warped, holes) in enumerate(

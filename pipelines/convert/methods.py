@@ -28,7 +28,7 @@ import numpy as np
 
 from dvg.backends import INPAINT_BACKENDS, BackendSpec, DepthContext, InpaintBackend
 from pipelines.convert.warp import WarpConfig, WarpResult, WarpStage, identity_transform
-from pipelines.windows import check_window, crossfade_weights, iter_windows
+from pipelines.windows import WindowSpan, check_window, crossfade_weights, iter_windows
 
 INPAINT_MULTIPLE = 8  # dvg inpainters take sides that are multiples of 8
 
@@ -122,14 +122,7 @@ class StereoMethod(ABC):
         for window in windows:
             span = window.span
             frames = np.stack(window.items)
-            if source is None:
-                h, w = frames.shape[1:3]
-                source = StreamSource("<memory>", w, h)
-            context = DepthContext(
-                video_path=source.path,
-                source_indices=np.arange(span.start, span.stop),
-                transform=identity_transform(source.width, source.height),
-            )
+            source, context = _depth_context(frames, span, source)
             right = self.right_views(frames, context)
             # Frames of this window that an earlier window already produced: blend the ones
             # still held, skip the ones already emitted (a moved-back last window).
@@ -339,14 +332,7 @@ class SpatialDreamer(StereoMethod):
             nonlocal source
             for window in iter_windows(frames, self.warp_window):
                 chunk = np.stack(window.items)
-                if source is None:
-                    h, w = chunk.shape[1:3]
-                    source = StreamSource("<memory>", w, h)
-                context = DepthContext(
-                    video_path=source.path,
-                    source_indices=np.arange(window.span.start, window.span.stop),
-                    transform=identity_transform(source.width, source.height),
-                )
+                source, context = _depth_context(chunk, window.span, source)
                 warped = self.warp(chunk, context)
                 for i in range(window.span.length):
                     lefts.append(chunk[i])
@@ -363,6 +349,22 @@ class SpatialDreamer(StereoMethod):
         )
         for right in rights:
             yield lefts.popleft(), np.asarray(right)
+
+
+def _depth_context(
+    frames: np.ndarray, span: WindowSpan, source: StreamSource | None
+) -> tuple[StreamSource, DepthContext]:
+    """The depth stage's context for one window's frames (F, H, W, 3) at ``span`` of the stream
+    ``source`` (None: frames from memory, named after their size)."""
+    if source is None:
+        h, w = frames.shape[1:3]
+        source = StreamSource("<memory>", w, h)
+    context = DepthContext(
+        video_path=source.path,
+        source_indices=np.arange(span.start, span.stop),
+        transform=identity_transform(source.width, source.height),
+    )
+    return source, context
 
 
 def _unzip3(triples: Iterator[tuple]) -> tuple[Iterator, Iterator, Iterator]:
