@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks._report import header, update_section
-from dvg.build import apply_overrides, build, preset_config
+from dvg.engine import apply_overrides, build, preset_config
 from dvg.synthetic import render_scene, write_clip
 
 STAGES = ("decode", "depth", "geometry", "inpaint", "flow", "encode", "write")

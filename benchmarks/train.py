@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from benchmarks._report import header, update_section
-from dvg.build import apply_overrides as dvg_overrides
-from dvg.build import build
-from dvg.build import preset_config as dvg_preset
+from dvg.engine import apply_overrides as dvg_overrides
+from dvg.engine import build
+from dvg.engine import preset_config as dvg_preset
 from dvg.synthetic import render_scene, write_clip
 from trainer.config import apply_overrides, preset_config
 from trainer.data import make_loader

@@ -74,9 +74,9 @@ def build(
     from rich.console import Console
 
     from dvg.backends import MissingWeightsError
-    from dvg.build import apply_overrides, load_config
-    from dvg.build import build as run_build
-    from dvg.build.progress import summary_table
+    from dvg.engine import apply_overrides, load_config
+    from dvg.engine import build as run_build
+    from dvg.engine.progress import summary_table
 
     devices = {"device": device} if device else {}
     try:

@@ -26,8 +26,9 @@ from dvg.backends.inpaint import (
     StableDiffusionInpaint,
     TeleaInpaint,
 )
+from dvg.backends.preflight import check_weights
 from dvg.backends.registry import Backend, BackendSpec, Registry
-from dvg.backends.weights import MissingWeightsError, check_weights
+from dvg.backends.weights import MissingWeightsError
 
 __all__ = [
     "DEPTH_BACKENDS",

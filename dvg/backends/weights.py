@@ -19,8 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from dvg.backends.registry import BackendSpec
-
 T = TypeVar("T")
 
 MODEL_FLAGS = {"depth": "--depth-model", "inpaint": "--inpaint-model", "flow": "--flow-model"}
@@ -189,70 +187,6 @@ def diffusers_dtype(dtype: object) -> dict:
 
     new = Version(diffusers.__version__).release >= (0, 42)
     return {"dtype": dtype} if new else {"torch_dtype": dtype}
-
-
-def check_weights(kind: str, spec: BackendSpec) -> None:
-    """Cheap preflight, run before any work starts: are the weights of ``spec`` reachable?
-
-    Weights-free backends always pass. A local path must exist (a folder must hold the
-    backend's marker file); a hub id must be in the local cache when ``HF_HUB_OFFLINE`` is set
-    (online, the download happens at load time, so this returns).
-
-    Raises:
-        ValueError: unknown ``kind`` or backend name.
-        MissingWeightsError: as above.
-    """
-    cls = _registry(kind).get(spec.name)
-    if not cls.needs_weights:
-        return
-    model = cls.resolve_model(spec)
-    local = find_local(model)
-    if local is not None:
-        marker = cls.weights_marker
-        if marker and local.is_dir() and not (local / marker).is_file():
-            raise MissingWeightsError(
-                kind,
-                spec.name,
-                model,
-                f"is a folder without {marker} (not a saved model)",
-                hub_id=cls.default_model,
-            )
-        return
-    if looks_like_path(model) or cls.local_only:
-        raise MissingWeightsError(
-            kind,
-            spec.name,
-            model,
-            "does not exist",
-            download=cls.download_hint,
-            hub_id=cls.default_model,
-        )
-    if not hub_offline():
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    cached = try_to_load_from_cache(model, cls.weights_marker, cache_dir=hub_cache_dir())
-    if not isinstance(cached, str):
-        raise MissingWeightsError(
-            kind,
-            spec.name,
-            model,
-            f"is not in the local Hugging Face cache ({hub_cache_dir()}) and HF_HUB_OFFLINE=1 "
-            "forbids downloading it",
-        )
-
-
-def _registry(kind: str):
-    # The registries live next to their base classes, which import this module for the error
-    # type; importing them here, at call time, avoids the cycle.
-    from dvg.backends.depth import DEPTH_BACKENDS
-    from dvg.backends.flow import FLOW_BACKENDS
-    from dvg.backends.inpaint import INPAINT_BACKENDS
-
-    registries = {"depth": DEPTH_BACKENDS, "inpaint": INPAINT_BACKENDS, "flow": FLOW_BACKENDS}
-    if kind not in registries:
-        raise ValueError(f"kind must be one of {sorted(registries)}, got {kind!r}")
-    return registries[kind]
 
 
 def _first_line(err: BaseException) -> str:

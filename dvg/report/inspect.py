@@ -26,7 +26,7 @@ from rich.table import Table
 
 from dvg.shards import MANIFEST_NAME, read_manifest
 
-# dvg.build.output.STATS_SUFFIX; not imported because dvg.build pulls torch and the model
+# dvg.engine.output.STATS_SUFFIX; not imported because dvg.engine pulls torch and the model
 # backends, and inspecting a folder must stay instant (a test checks the two agree).
 STATS_SUFFIX = "_stats.json"
 

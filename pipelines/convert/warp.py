@@ -4,7 +4,7 @@
 the input of both the ``warp-inpaint`` method and the SpatialDreamer pipeline. Depth comes from
 a ``dvg.backends`` depth model or from user-supplied files (``depth_source``).
 
-Disparity follows the data engine's relative mode (``dvg.build.step.disparity_from_depth``):
+Disparity follows the data engine's relative mode (``dvg.engine.step.disparity_from_depth``):
 inverse depth q is normalised between robust bounds (low, high quantiles) and mapped to
 ``d = strength * W * (n - convergence)`` pixels; the right eye sees source x at x - d. The bounds
 are smoothed over time (iw3's "EMA normalize"): per frame, ``b_t = s * b_{t-1} + (1 - s) *

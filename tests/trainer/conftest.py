@@ -14,7 +14,7 @@ HEIGHT, WIDTH, NUM_FRAMES, CLIP_LENGTH = 64, 96, 8, 4
 def dvg_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``dvg build`` output (offline preset): manifest.json, 000000.tar and 000001.tar, two
     4-frame 64 x 96 clips each (videos "a" and "b", one video per shard). Treat as read-only."""
-    from dvg.build import apply_overrides, build, preset_config
+    from dvg.engine import apply_overrides, build, preset_config
     from dvg.synthetic import render_scene, write_clip
 
     raw = tmp_path_factory.mktemp("raw_videos")

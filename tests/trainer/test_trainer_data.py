@@ -101,7 +101,7 @@ def four_shards(dvg_shards: Path, tmp_path: Path) -> Path:
 def test_import_pulls_only_dvg_shards_from_the_engine():
     code = (
         "import sys, trainer.data, trainer.transforms\n"
-        "heavy = ('dvg.build', 'dvg.backends', 'dvg.models', 'dvg.video', 'torchvision', 'timm')\n"
+        "heavy = ('dvg.engine', 'dvg.backends', 'dvg.models', 'dvg.video', 'torchvision', 'timm')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
         "print('dvg.shards' in sys.modules)\n"
     )

@@ -29,9 +29,9 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def two_clip_shards(tmp_path_factory) -> Path:
     """Shards written by `dvg build --preset offline`: one video, two clips of 4 frames."""
-    from dvg.build import apply_overrides as dvg_overrides
-    from dvg.build import build
-    from dvg.build import preset_config as dvg_preset
+    from dvg.engine import apply_overrides as dvg_overrides
+    from dvg.engine import build
+    from dvg.engine import preset_config as dvg_preset
     from dvg.synthetic import render_scene, write_clip
 
     folder = tmp_path_factory.mktemp("trainer-data")
@@ -161,9 +161,9 @@ def test_starting_over_an_existing_run_needs_resume(two_clip_shards, tmp_path):
 
 def test_two_processes_on_cpu_read_different_samples(tmp_path):
     """torchrun starts two ranks (gloo on CPU); each trains on its own shard."""
-    from dvg.build import apply_overrides as dvg_overrides
-    from dvg.build import build
-    from dvg.build import preset_config as dvg_preset
+    from dvg.engine import apply_overrides as dvg_overrides
+    from dvg.engine import build
+    from dvg.engine import preset_config as dvg_preset
     from dvg.synthetic import render_scene, write_clip
 
     for i, scene in enumerate(("moving_objects", "fronto_integer")):

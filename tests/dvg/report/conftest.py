@@ -65,8 +65,8 @@ def write_tar(path: Path, samples) -> None:
 
 @pytest.fixture
 def tiny_output(tmp_path: Path) -> TinyOutput:
-    from dvg.build.ledger import clip_row, to_table, video_row
-    from dvg.build.output import rebuild_manifest
+    from dvg.engine.ledger import clip_row, to_table, video_row
+    from dvg.engine.output import rebuild_manifest
 
     out = tmp_path / "shards"
     out.mkdir()

@@ -154,6 +154,6 @@ def test_folder_without_manifest_or_ledger_is_a_clear_error(tmp_path):
 
 
 def test_stats_suffix_matches_the_writer():
-    from dvg.build.output import STATS_SUFFIX as WRITER_SUFFIX
+    from dvg.engine.output import STATS_SUFFIX as WRITER_SUFFIX
 
     assert STATS_SUFFIX == WRITER_SUFFIX

@@ -12,8 +12,8 @@ from typing import Any
 
 from dvg import __version__
 from dvg.backends import check_weights
-from dvg.build.config import BuildConfig
-from dvg.build.output import (
+from dvg.engine.config import BuildConfig
+from dvg.engine.output import (
     CONFIG_FILE,
     STATS_SUFFIX,
     Group,
@@ -23,7 +23,7 @@ from dvg.build.output import (
     read_done,
     rebuild_manifest,
 )
-from dvg.build.progress import BuildProgress
+from dvg.engine.progress import BuildProgress
 from dvg.video import discover_inputs
 
 
@@ -154,11 +154,11 @@ def build(
     try:
         if pending:
             if config.executor.kind == "ray":
-                from dvg.build.ray_executor import run_ray
+                from dvg.engine.ray_executor import run_ray
 
                 committed = run_ray(config, out_dir, pending, progress)
             else:
-                from dvg.build.local import run_local
+                from dvg.engine.local import run_local
 
                 committed = run_local(config, out_dir, pending, progress)
             for stats in committed:

@@ -11,7 +11,7 @@ import webdataset as wds
 from synthetic_inputs import offline_config, write_scene
 
 from dvg.backends.random_weights import save_random_dpt, save_random_raft, save_random_sd_inpaint
-from dvg.build import apply_overrides, build, preset_config
+from dvg.engine import apply_overrides, build, preset_config
 from dvg.shards import FORMAT_VERSION, iter_clips, read_manifest
 
 

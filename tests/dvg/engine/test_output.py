@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from dvg.build.output import atomic_write, clean_partial, plan_groups
+from dvg.engine.output import atomic_write, clean_partial, plan_groups
 
 
 def test_groups_depend_only_on_the_sorted_inputs():

@@ -25,7 +25,7 @@ from dvg.backends import (
     FlowBackend,
     InpaintBackend,
 )
-from dvg.build.config import BuildConfig, StereoConfig
+from dvg.engine.config import BuildConfig, StereoConfig
 from dvg.geometry import (
     backward_render,
     clip_flow_confidence,

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dvg.build import ledger
-from dvg.build.config import BuildConfig
-from dvg.build.output import Group, GroupWriter
-from dvg.build.progress import BuildProgress
-from dvg.build.stages import (
+from dvg.engine import ledger
+from dvg.engine.config import BuildConfig
+from dvg.engine.output import Group, GroupWriter
+from dvg.engine.progress import BuildProgress
+from dvg.engine.stages import (
     ClipTask,
     DecodeStage,
     EncodedClip,
@@ -43,7 +43,7 @@ from dvg.build.stages import (
     run_dvg,
     sidecar_check_for,
 )
-from dvg.build.step import DVGStage
+from dvg.engine.step import DVGStage
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dvg.build.config import BuildConfig
-from dvg.build.output import Group, GroupWriter
-from dvg.build.progress import BuildProgress
-from dvg.build.stages import (
+from dvg.engine.config import BuildConfig
+from dvg.engine.output import Group, GroupWriter
+from dvg.engine.progress import BuildProgress
+from dvg.engine.stages import (
     DecodeStage,
     EncodedClip,
     EncodeStage,
@@ -21,7 +21,7 @@ from dvg.build.stages import (
     run_dvg,
     sidecar_check_for,
 )
-from dvg.build.step import DVGStage
+from dvg.engine.step import DVGStage
 
 
 def run_local(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dvg.build import BuildConfig, apply_overrides, load_config, preset_config
+from dvg.engine import BuildConfig, apply_overrides, load_config, preset_config
 
 
 def test_presets_name_the_papers_and_the_weights_free_backends():

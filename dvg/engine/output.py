@@ -30,8 +30,8 @@ from typing import Any, BinaryIO
 import pyarrow.parquet as pq
 
 from dvg import __version__
-from dvg.build import ledger
-from dvg.build.stages import EncodedClip, VideoOutcome
+from dvg.engine import ledger
+from dvg.engine.stages import EncodedClip, VideoOutcome
 from dvg.shards import FORMAT_VERSION, ShardEntry, iter_tar_samples, write_manifest, write_samples
 
 STATS_SUFFIX = "_stats.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dvg.build import apply_overrides, preset_config
+from dvg.engine import apply_overrides, preset_config
 from dvg.synthetic import render_scene, write_clip
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from dvg import __version__
-from dvg.build import ledger
-from dvg.build.config import BuildConfig
-from dvg.build.step import ClipResult, ClipStepError, DVGStage, clip_statistics
+from dvg.engine import ledger
+from dvg.engine.config import BuildConfig
+from dvg.engine.step import ClipResult, ClipStepError, DVGStage, clip_statistics
 from dvg.shards import ClipSample, encode_sample, make_key, video_id_for
 from dvg.video import VideoClip, VideoError, iter_video_clips, probe_video
 

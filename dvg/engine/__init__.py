@@ -1,12 +1,12 @@
 """`dvg build`: the DVG data engine that turns monocular videos into stereo training shards.
 
-Stages (each a plain callable, run in-process by :mod:`dvg.build.local` or on Ray by
-:mod:`dvg.build.ray_executor`): decode (:class:`~dvg.build.stages.DecodeStage`) -> the per-clip
-DVG step (:class:`~dvg.build.step.DVGStage`) -> encode (:class:`~dvg.build.stages.EncodeStage`)
--> group writer (:class:`~dvg.build.output.GroupWriter`).
+Stages (each a plain callable, run in-process by :mod:`dvg.engine.local` or on Ray by
+:mod:`dvg.engine.ray_executor`): decode (:class:`~dvg.engine.stages.DecodeStage`) -> the per-clip
+DVG step (:class:`~dvg.engine.step.DVGStage`) -> encode (:class:`~dvg.engine.stages.EncodeStage`)
+-> group writer (:class:`~dvg.engine.output.GroupWriter`).
 """
 
-from dvg.build.config import (
+from dvg.engine.config import (
     PRESETS,
     BuildConfig,
     ExecutorConfig,
@@ -17,7 +17,7 @@ from dvg.build.config import (
     load_config,
     preset_config,
 )
-from dvg.build.runner import BuildSummary, build
+from dvg.engine.runner import BuildSummary, build
 
 __all__ = [
     "PRESETS",
