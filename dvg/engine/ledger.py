@@ -15,7 +15,8 @@ import pyarrow as pa
 SCHEMA = pa.schema(
     [
         ("row_type", pa.string()),  # "video" or "clip"
-        ("video", pa.string()),
+        ("video", pa.string()),  # name: path relative to the input root
+        ("path", pa.string()),  # video rows: where this run read the file
         ("video_id", pa.string()),
         ("key", pa.string()),  # sample key (clip rows)
         ("status", pa.string()),  # ok | partial | failed

@@ -34,8 +34,8 @@ def run_local(
     config_hash = config.data_hash()
     for group in groups:
         writer = GroupWriter(out_dir, group, config_hash)
-        for path in group.videos:
-            for item in decode(VideoTask(group.name, path)):
+        for video in group.inputs:
+            for item in decode(VideoTask(group.name, video.name, video.path)):
                 if isinstance(item, VideoOutcome):
                     writer.add_video(item)
                     progress.video_done(item.error)

@@ -33,6 +33,7 @@ from dvg import __version__
 from dvg.engine import ledger
 from dvg.engine.stages import EncodedClip, VideoOutcome
 from dvg.shards import FORMAT_VERSION, ShardEntry, iter_tar_samples, write_manifest, write_samples
+from dvg.video import VideoInput
 
 STATS_SUFFIX = "_stats.json"
 CONFIG_FILE = "build_config.json"
@@ -42,19 +43,25 @@ _SPOOL_SUFFIX = ".spool"
 
 @dataclass(frozen=True)
 class Group:
-    """A deterministic slice of the sorted inputs; ``name`` is its zero-padded index."""
+    """A deterministic slice of the inputs sorted by name; ``name`` is its zero-padded index."""
 
     index: int
-    videos: tuple[str, ...]
+    inputs: tuple[VideoInput, ...]
 
     @property
     def name(self) -> str:
         return f"{self.index:06d}"
 
+    @property
+    def videos(self) -> tuple[str, ...]:
+        """The inputs' names (paths relative to their input root): what the done marker records,
+        so the same videos under another mount point plan the same groups."""
+        return tuple(video.name for video in self.inputs)
 
-def plan_groups(videos: Sequence[str], videos_per_group: int) -> list[Group]:
-    """Cut the sorted inputs into groups of ``videos_per_group``."""
-    ordered = sorted(videos)
+
+def plan_groups(inputs: Sequence[VideoInput], videos_per_group: int) -> list[Group]:
+    """Cut the inputs, sorted by name, into groups of ``videos_per_group``."""
+    ordered = sorted(inputs)
     return [
         Group(i // videos_per_group, tuple(ordered[i : i + videos_per_group]))
         for i in range(0, len(ordered), videos_per_group)
@@ -169,16 +176,16 @@ class GroupWriter:
         self.write_seconds += time.perf_counter() - start
 
     def add_video(self, outcome: VideoOutcome) -> None:
-        self.outcomes[outcome.task.path] = outcome
+        self.outcomes[outcome.task.name] = outcome
 
     def _video_rows(self) -> list[dict[str, Any]]:
         by_video: dict[str, list[dict[str, Any]]] = {}
         for row in self.clip_rows:
             by_video.setdefault(row["video"], []).append(row)
         rows = []
-        for video in self.group.videos:
-            outcome = self.outcomes.get(video)
-            clips = by_video.get(video, [])
+        for video in self.group.inputs:
+            outcome = self.outcomes.get(video.name)
+            clips = by_video.get(video.name, [])
             ok = [r for r in clips if r["status"] == "ok"]
             error = outcome.error if outcome else ("not_processed", "no outcome was reported")
             if not clips and error is None:
@@ -201,7 +208,8 @@ class GroupWriter:
             info = outcome.info if outcome else {}
             rows.append(
                 ledger.video_row(
-                    video=video,
+                    video=video.name,
+                    path=video.path,
                     video_id=outcome.task.video_id if outcome else None,
                     status=status,
                     reason=reason,

@@ -66,7 +66,7 @@ def decode_video(config: BuildConfig, task: VideoTask) -> Iterator[Any]:
         if isinstance(item, ClipTask):
             yield ClipHeader(
                 task.group,
-                task.path,
+                task.name,
                 task.video_id,
                 item.key,
                 item.clip.scene,
@@ -156,7 +156,7 @@ def _run(ray, config, out_dir, groups, progress) -> Iterator[dict[str, Any]]:
     encode_task = ray.remote(num_cpus=0.5)(encode_clip)
 
     config_hash = config.data_hash()
-    videos = deque(VideoTask(g.name, v) for g in groups for v in g.videos)
+    videos = deque(VideoTask(g.name, v.name, v.path) for g in groups for v in g.inputs)
     states = {
         g.name: _GroupState(GroupWriter(out_dir, g, config_hash), len(g.videos)) for g in groups
     }

@@ -24,6 +24,7 @@ from dvg.engine.output import (
     rebuild_manifest,
 )
 from dvg.engine.progress import BuildProgress
+from dvg.shards import FORMAT_VERSION
 from dvg.video import discover_inputs
 
 
@@ -96,6 +97,12 @@ def plan_work(
         if stats is None:
             pending.append(group)
             continue
+        if stats.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"group {group.name} in {out_dir} holds DVG shard format "
+                f"{stats.get('format_version')!r}, this dvg build writes format "
+                f"{FORMAT_VERSION}; pass --overwrite to rebuild it or choose another --out"
+            )
         if stats.get("videos") != list(group.videos):
             raise ValueError(
                 f"group {group.name} in {out_dir} was built from other input videos than this "

@@ -27,14 +27,16 @@ _HASH_CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class VideoTask:
-    """One input video of one output group."""
+    """One input video of one output group: ``name`` (path relative to its input root) gives
+    its id and sample keys, ``path`` is where this run reads it."""
 
     group: str
+    name: str
     path: str
 
     @property
     def video_id(self) -> str:
-        return video_id_for(self.path)
+        return video_id_for(self.name)
 
 
 @dataclass
@@ -162,7 +164,7 @@ def run_dvg(stage: DVGStage, item: ClipTask) -> ClipResult | EncodedClip:
 
 def failed_clip(item: ClipTask, reason: str, message: str, seconds: float) -> EncodedClip:
     row = ledger.clip_row(
-        video=item.task.path,
+        video=item.task.name,
         video_id=item.task.video_id,
         key=item.key,
         status="failed",
@@ -190,7 +192,11 @@ class EncodeStage:
         draw = result.stereo
         meta = {
             "key": item.key,
-            "source": {"path": clip.video, "sha256": item.sha256, "size_bytes": item.size_bytes},
+            "source": {
+                "path": item.task.name,
+                "sha256": item.sha256,
+                "size_bytes": item.size_bytes,
+            },
             "video_id": item.task.video_id,
             "scene": clip.scene,
             "clip": clip.index,
@@ -242,7 +248,7 @@ class EncodeStage:
         )
         seconds = result.timings.get("total", 0.0) + time.perf_counter() - start
         row = ledger.clip_row(
-            video=clip.video,
+            video=item.task.name,
             video_id=item.task.video_id,
             key=item.key,
             status="ok",

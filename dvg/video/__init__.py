@@ -16,7 +16,7 @@ from dvg.video.decode import (
     parse_probe_log,
     probe_video,
 )
-from dvg.video.inputs import VIDEO_EXTENSIONS, discover_inputs, is_video_file
+from dvg.video.inputs import VIDEO_EXTENSIONS, VideoInput, discover_inputs, is_video_file
 from dvg.video.scenecut import SceneCutDetector, content_score
 from dvg.video.transform import FrameTransform, detect_letterbox, plan_transform
 
@@ -30,6 +30,7 @@ __all__ = [
     "VideoConfig",
     "VideoError",
     "VideoInfo",
+    "VideoInput",
     "content_score",
     "detect_letterbox",
     "discover_inputs",

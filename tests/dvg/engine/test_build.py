@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -195,3 +196,25 @@ def test_retry_failed_redoes_groups_with_failures_and_overwrite_rebuilds(tmp_pat
     assert rebuilt.samples == 4
     seeds = {c["meta"]["config_hash"] for c in iter_clips(out)}
     assert seeds == {other.data_hash()}
+
+
+def test_the_same_videos_under_another_path_resume_the_build(raw_videos, tmp_path):
+    """Names (paths relative to the input root), not absolute paths, identify inputs: a copied
+    or re-mounted root resumes every committed group instead of being refused."""
+    first_root, moved_root, linked_root = tmp_path / "node_a", tmp_path / "moved", tmp_path / "ln"
+    shutil.copytree(raw_videos, first_root)
+    out = tmp_path / "shards"
+    first = build([first_root], out, offline_config(), show_progress=False)
+    assert first.groups_written == 3
+    keys = sorted(c["key"] for c in iter_clips(out))
+    first_root.rename(moved_root)
+    linked_root.symlink_to(moved_root)
+    for root in (moved_root, linked_root):
+        again = build([root], out, offline_config(), show_progress=False)
+        assert (again.groups_written, again.groups_skipped, again.samples) == (0, 3, 7)
+    assert sorted(c["key"] for c in iter_clips(out)) == keys
+    meta = next(iter(iter_clips(out, fields=())))["meta"]
+    assert not meta["source"]["path"].startswith("/")  # relative to the input root
+    ledger = pq.read_table(out / "000000.parquet").to_pylist()
+    assert ledger[0]["video"] == "a_fronto.mp4"
+    assert ledger[0]["path"] == (first_root / "a_fronto.mp4").as_posix()

@@ -5,15 +5,18 @@ import os
 import pytest
 
 from dvg.engine.output import atomic_write, clean_partial, plan_groups
+from dvg.video import VideoInput
 
 
-def test_groups_depend_only_on_the_sorted_inputs():
-    videos = [f"/v/{name}.mp4" for name in "edcba"]
+def test_groups_depend_only_on_the_sorted_input_names():
+    videos = [VideoInput(f"{name}.mp4", f"/v/{name}.mp4") for name in "edcba"]
     groups = plan_groups(videos, 2)
     assert [g.name for g in groups] == ["000000", "000001", "000002"]
-    assert groups[0].videos == ("/v/a.mp4", "/v/b.mp4")
-    assert groups[2].videos == ("/v/e.mp4",)
+    assert groups[0].videos == ("a.mp4", "b.mp4")
+    assert groups[2].videos == ("e.mp4",)
     assert plan_groups(list(reversed(videos)), 2) == groups
+    elsewhere = [VideoInput(v.name, f"/mnt/other{v.path}") for v in videos]
+    assert [g.videos for g in plan_groups(elsewhere, 2)] == [g.videos for g in groups]
 
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):

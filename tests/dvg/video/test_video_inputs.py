@@ -1,12 +1,13 @@
-"""discover_inputs: directories, list files, globs, single files."""
+"""discover_inputs: directories, list files, globs, single files; names relative to the root."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
-from dvg.video import discover_inputs, is_video_file
+from dvg.video import VideoInput, discover_inputs, is_video_file
 
 
 @pytest.fixture
@@ -27,16 +28,29 @@ def tree(tmp_path):
     return tmp_path / "data"
 
 
+def _pairs(found: list[VideoInput]) -> list[tuple[str, str]]:
+    return [(v.name, v.path) for v in found]
+
+
 def test_directory_is_searched_recursively_skipping_hidden_and_sidecars(tree):
     found = discover_inputs([tree])
-    assert found == sorted(
-        [
-            (tree / "a.mp4").as_posix(),
-            (tree / "sub/b.MOV").as_posix(),
-            (tree / "sub/deeper/c.webm").as_posix(),
-        ]
-    )
-    assert all(os.path.isabs(p) for p in found)
+    assert _pairs(found) == [
+        ("a.mp4", (tree / "a.mp4").as_posix()),
+        ("sub/b.MOV", (tree / "sub/b.MOV").as_posix()),
+        ("sub/deeper/c.webm", (tree / "sub/deeper/c.webm").as_posix()),
+    ]
+    assert all(os.path.isabs(v.path) for v in found)
+
+
+def test_names_do_not_depend_on_where_the_root_is_mounted(tree, tmp_path):
+    copy = tmp_path / "elsewhere" / "mount"
+    shutil.copytree(tree, copy)
+    link = tmp_path / "linked"
+    link.symlink_to(tree)
+    names = [v.name for v in discover_inputs([tree])]
+    assert [v.name for v in discover_inputs([copy])] == names
+    assert [v.name for v in discover_inputs([link])] == names
+    assert {v.path for v in discover_inputs([link])} != {v.path for v in discover_inputs([tree])}
 
 
 def test_list_file_with_comments_relative_paths_and_folders(tree, tmp_path):
@@ -47,22 +61,38 @@ def test_list_file_with_comments_relative_paths_and_folders(tree, tmp_path):
         f"{(tree / 'sub/b.MOV').as_posix()}\n../data/missing.mp4\n"
     )
     found = discover_inputs([listing])
-    assert found == [
-        (tree / "a.mp4").as_posix(),
-        (tree / "missing.mp4").as_posix(),  # kept: it fails later as not_found
-        (tree / "sub/b.MOV").as_posix(),
-        (tree / "sub/deeper/c.webm").as_posix(),
+    assert sorted((v.path, v.name) for v in found) == [
+        ((tree / "a.mp4").as_posix(), "../data/a.mp4"),
+        ((tree / "missing.mp4").as_posix(), "../data/missing.mp4"),  # fails later: not_found
+        ((tree / "sub/b.MOV").as_posix(), (tree / "sub/b.MOV").as_posix()),  # absolute entry
+        ((tree / "sub/deeper/c.webm").as_posix(), "../data/sub/deeper/c.webm"),
     ]
 
 
 def test_glob_single_file_and_deduplication(tree, monkeypatch):
     monkeypatch.chdir(tree)
     found = discover_inputs(["**/*.webm", "a.mp4", str(tree / "a.mp4"), "sub/../a.mp4"])
-    assert found == [(tree / "a.mp4").as_posix(), (tree / "sub/deeper/c.webm").as_posix()]
+    assert _pairs(found) == [
+        ("a.mp4", (tree / "a.mp4").as_posix()),
+        ("sub/deeper/c.webm", (tree / "sub/deeper/c.webm").as_posix()),
+    ]
+    # a glob's names are relative to its leading folders without pattern characters
+    assert [v.name for v in discover_inputs([f"{tree.as_posix()}/sub/**/*.webm"])] == [
+        "deeper/c.webm"
+    ]
     # a glob only returns videos
-    assert discover_inputs(["sub/*"]) == [(tree / "sub/b.MOV").as_posix()]
+    assert [v.name for v in discover_inputs(["sub/*"])] == ["b.MOV"]
     # a file named explicitly is kept whatever its extension
-    assert discover_inputs(["notes.md"]) == [(tree / "notes.md").as_posix()]
+    assert _pairs(discover_inputs(["notes.md"])) == [("notes.md", (tree / "notes.md").as_posix())]
+
+
+def test_two_files_with_the_same_name_are_refused_with_both_paths(tree):
+    (tree / "other").mkdir()
+    shutil.copy(tree / "a.mp4", tree / "other" / "a.mp4")
+    with pytest.raises(ValueError, match=r"would both be named 'a\.mp4'.*common parent folder"):
+        discover_inputs([tree / "a.mp4", tree / "other" / "a.mp4"])
+    # through their common parent the names differ
+    assert {"a.mp4", "other/a.mp4"} <= {v.name for v in discover_inputs([tree])}
 
 
 def test_source_matching_nothing_is_an_error(tree):
