@@ -21,7 +21,8 @@ install: $(VENV)/.installed
 # shards by `dvg build` with the weights-free offline preset, then summarised and previewed.
 demo: install
 	$(BIN)/dvg synth example --out $(DEMO_OUT)/videos
-	$(BIN)/dvg build --preset offline --videos $(DEMO_OUT)/videos --out $(DEMO_OUT)/shards
+	$(BIN)/dvg build --preset offline --keep-disparity --videos $(DEMO_OUT)/videos \
+		--out $(DEMO_OUT)/shards
 	$(BIN)/dvg inspect $(DEMO_OUT)/shards
 	$(BIN)/dvg preview $(DEMO_OUT)/shards --out $(DEMO_OUT)/preview.png --frames 3 \
 		--video $(DEMO_OUT)/preview.mp4

@@ -63,6 +63,14 @@ def build(
     fps: Annotated[float | None, typer.Option(help="Resample videos to this frame rate.")] = None,
     max_clips_per_video: Annotated[int | None, typer.Option(help="Clips per video cap.")] = None,
     videos_per_group: Annotated[int | None, typer.Option(help="Input videos per shard.")] = None,
+    keep_disparity: Annotated[
+        bool | None,
+        typer.Option(
+            "--keep-disparity/--no-keep-disparity",
+            help="Also store x1's disparity (16-bit PNG); off by default, the trainer never "
+            "reads it.",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the per-clip stereo draw.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Rebuild every group from scratch.")] = False,
     retry_failed: Annotated[
@@ -93,7 +101,7 @@ def build(
                     "fps": fps,
                     "max_clips_per_video": max_clips_per_video,
                 },
-                output={"videos_per_group": videos_per_group},
+                output={"videos_per_group": videos_per_group, "keep_disparity": keep_disparity},
                 stereo={"seed": seed},
                 executor={
                     "kind": executor,

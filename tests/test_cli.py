@@ -34,7 +34,7 @@ def test_demo_chain_synth_build_inspect_preview(tmp_path):
     steps = [
         [dvg, "synth", "example", "--out", str(videos), "--frames", "8"],
         [dvg, "build", "--preset", "offline", "--videos", str(videos), "--out", str(shards),
-         "--clip-length", "8", "--no-progress"],
+         "--clip-length", "8", "--keep-disparity", "--no-progress"],
         [dvg, "inspect", str(shards)],
         [dvg, "preview", str(shards), "--out", str(tmp_path / "preview.png"), "--frames", "3",
          "--video", str(tmp_path / "preview.mp4")],

@@ -4,8 +4,11 @@ Shards are listed from the build's ``manifest.json`` (never a ``*.tar`` glob, wh
 unfinished shards), split by rank (node) and by data-loader worker, read sample by sample,
 shuffled in a buffer and decoded: one random frame per clip in frame mode (stage 1), a random
 window of ``num_frames`` contiguous frames in clip mode (stage 2). Roles follow the paper: the
-left view x1 is the target (ground truth, masked into the condition x1~ with M), the inpainted
-right view x2 the reference.
+real frame x1 is the target (ground truth), x~1 (x2 rendered back to x1's viewpoint, blanked in
+M) and M its conditions, the inpainted novel view x2 the reference. Since shard format v2, x2 is
+the eye to the LEFT of x1, so the target sits to the right of its reference exactly as the
+generated right view sits to the right of the input left view at inference (docs/model.md,
+"Handedness").
 
 The pipeline is a ``webdataset.DataPipeline`` (shard lists, ``split_by_worker``, ``shuffle``),
 but tars are read by ``dvg.shards.iter_tar_samples`` instead of WebDataset's ``tarfile`` reader:
@@ -43,7 +46,13 @@ from dvg.shards import (
 from trainer.transforms import masks_to_tensor, resize_center_crop, views_to_tensor
 
 T = TypeVar("T")
-FIELDS = ("left", "right", "mask")  # x1, x2, M: all the trainer decodes
+Condition = Literal["back_rendered", "clean"]
+
+
+def decoded_fields(condition: Condition) -> tuple[str, ...]:
+    """The shard fields the trainer decodes: x1, x2, M, and x~1 unless the ablation's clean
+    condition x1 * (1 - M) is asked for."""
+    return ("source", "novel", "mask") + (("masked",) if condition == "back_rendered" else ())
 
 
 class ShardVersionError(ShardFormatError):
@@ -69,6 +78,12 @@ class DataConfig:
             (seed, rank, worker): change the seed per pass or on resume to see new draws.
         resampled: True = an endless stream drawing shards with replacement (step-based training);
             False = one pass over this rank's shards (tests, validation).
+        condition: ``"back_rendered"`` (the paper's x~1, the shards' ``masked`` member) or, for
+            ablations only, ``"clean"``: x1 * (1 - M), pixel-exact outside M, a cleaner condition
+            than inference ever gives (docs/model.md, "The condition x~1").
+        mirror: ablations only: flip every view and mask left-right, which turns format-v2 data
+            back into the pre-v2 handedness (x2 to the RIGHT of x1), the geometry inference never
+            sees.
     """
 
     shards: str
@@ -80,10 +95,16 @@ class DataConfig:
     shuffle_buffer: int = 256
     seed: int = 0
     resampled: bool = True
+    condition: Condition = "back_rendered"
+    mirror: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in ("frame", "clip"):
             raise ValueError(f"DataConfig.mode must be 'frame' or 'clip', got {self.mode!r}")
+        if self.condition not in ("back_rendered", "clean"):
+            raise ValueError(
+                f"DataConfig.condition must be 'back_rendered' or 'clean', got {self.condition!r}"
+            )
         for name in ("num_frames", "resolution", "batch_size"):
             if _bad_int(getattr(self, name), 1):
                 raise ValueError(
@@ -169,7 +190,9 @@ def list_shards(source: str | os.PathLike[str]) -> list[tuple[str, int]]:
             "manifest, never from a tar path or a glob"
         )
     manifest = path if path.suffix == ".json" else path / MANIFEST_NAME
-    entries, _ = read_manifest(manifest)
+    entries, extra = read_manifest(manifest)
+    if extra.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise version_error(f"{manifest}: the manifest's", extra["format_version"])
     return [(str(manifest.parent / entry.url), entry.filesize) for entry in entries]
 
 
@@ -316,7 +339,7 @@ class _ClipReader:
                 start = int(rng.integers(0, meta["frames"] - window + 1))
                 frames = list(range(start, start + window))
                 kept = {k: members[k] for k in ("__key__", "__url__", "json")}
-                for field in FIELDS:
+                for field in decoded_fields(self.config.condition):
                     for t in frames:
                         name = member_name(field, t, meta["image_format"])
                         if name not in members:
@@ -336,18 +359,26 @@ class _ClipReader:
 
     def _decode(self, members: dict[str, Any]) -> dict[str, Any]:
         """Decode the kept frames into the training tensors (F = number of kept frames)."""
-        clip = decode_sample(members, frames=members["__frames__"], fields=FIELDS)
-        size = self.config.resolution
-        target = views_to_tensor(resize_center_crop(clip["left"], size))
-        reference = views_to_tensor(resize_center_crop(clip["right"], size))
+        config = self.config
+        fields = decoded_fields(config.condition)
+        clip = decode_sample(members, frames=members["__frames__"], fields=fields)
+        if config.mirror:  # the ablation's pre-v2 handedness
+            clip.update({f: np.ascontiguousarray(clip[f][:, :, ::-1]) for f in fields})
+        size = config.resolution
+        target = views_to_tensor(resize_center_crop(clip["source"], size))
+        reference = views_to_tensor(resize_center_crop(clip["novel"], size))
         mask = masks_to_tensor(resize_center_crop(clip["mask"], size))
+        condition = target
+        if config.condition == "back_rendered":
+            condition = views_to_tensor(resize_center_crop(clip["masked"], size))
         return {
             "target": target,
             "reference": reference,
             "mask": mask,
-            # Masked pixels become 0.0, mid-grey in [-1, 1]: the masked-image convention of
-            # diffusers' Stable Diffusion inpainting (image * (mask < 0.5)).
-            "masked_target": target * (1.0 - mask),
+            # x~1 with M re-applied after decoding (JPEG rings into M): masked pixels become 0.0,
+            # mid-grey in [-1, 1], the masked-image convention of diffusers' Stable Diffusion
+            # inpainting (image * (mask < 0.5)) and of the pipeline's warped view at inference.
+            "masked_target": condition * (1.0 - mask),
             "fps": torch.tensor(float(clip["meta"].get("fps", 0.0)), dtype=torch.float32),
             "frame_indices": torch.from_numpy(clip["frame_indices"]),
             "key": clip["key"],
@@ -363,11 +394,23 @@ def _check_version(members: dict[str, Any]) -> None:
         return  # a damaged json is a corrupt sample; read_meta reports it
     version = meta.get("format_version") if isinstance(meta, dict) else None
     if version != FORMAT_VERSION:
-        raise ShardVersionError(
-            f"{members.get('__url__')}: sample {members.get('__key__')}: json key "
-            f"'format_version' is {version!r}; this trainer reads DVG shard format "
-            f"{FORMAT_VERSION}. Rebuild the shards with a matching `dvg build`."
-        )
+        where = f"{members.get('__url__')}: sample {members.get('__key__')}: json key"
+        raise version_error(where, version)
+
+
+def version_error(where: str, version: object) -> ShardVersionError:
+    """The error for data in a shard format this trainer does not train on."""
+    why = (
+        " Format 1 shards hold the mirrored stereo handedness (their novel view is the right eye)"
+        " and no back-rendered x~1, so a model trained on them fails at conversion."
+        if version == 1
+        else ""
+    )
+    return ShardVersionError(
+        f"{where} 'format_version' is {version!r}; this trainer reads DVG shard format "
+        f"{FORMAT_VERSION}.{why} Rebuild the shards with this version of `dvg build` (a new "
+        "--out, or --overwrite)."
+    )
 
 
 def _attach(sample: dict[str, Any], counters: DataCounters) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class OutputConfig:
     videos_per_group: int = 8
     image_format: Literal["jpg", "png"] = "jpg"
     jpeg_quality: int = 95
+    keep_disparity: bool = False
+    """Also store x1's disparity (16-bit PNG per frame); the trainer does not read it."""
 
     def __post_init__(self) -> None:
         if self.videos_per_group < 1:

@@ -215,7 +215,8 @@ class EncodeStage:
                 "disparity_min": stats["disparity_min"],
                 "disparity_max": stats["disparity_max"],
                 "disparity_mean_abs": stats["disparity_mean_abs"],
-                "convention": "right eye at +baseline; target x = source x - disparity",
+                "virtual_eye": "left",
+                "convention": "novel (x2) is the left eye: x2 x = source x + disparity",
             },
             "deviation": {
                 "image_mean_abs_per_frame": stats["deviation_per_frame"],
@@ -234,11 +235,12 @@ class EncodeStage:
         }
         sample = ClipSample(
             key=item.key,
-            left=result.left,
-            right=result.right,
+            source=result.source,
+            novel=result.novel,
+            masked=result.masked,
             mask=result.mask,
             mask_raw=result.mask_raw,
-            disparity=result.disparity.astype("float16"),
+            disparity=result.disparity if self.config.output.keep_disparity else None,
             meta=meta,
         )
         members = encode_sample(
@@ -254,9 +256,9 @@ class EncodeStage:
             status="ok",
             scene=clip.scene,
             clip=clip.index,
-            frames=int(result.left.shape[0]),
-            width=int(result.left.shape[2]),
-            height=int(result.left.shape[1]),
+            frames=int(result.source.shape[0]),
+            width=int(result.source.shape[2]),
+            height=int(result.source.shape[1]),
             fps=float(clip.fps),
             baseline=draw.baseline,
             max_disparity_px=draw.max_disparity_px,
@@ -266,7 +268,7 @@ class EncodeStage:
             mask_coverage=stats["mask_coverage"],
             mask_raw_coverage=stats["mask_raw_coverage"],
             hole_coverage=stats["hole_coverage"],
-            deviation_mean=float(sum(stats["deviation_per_frame"]) / len(result.left)),
+            deviation_mean=float(sum(stats["deviation_per_frame"]) / len(result.source)),
             seconds=seconds,
             timings=dict(result.timings, encode=time.perf_counter() - start),
         )

@@ -1,5 +1,11 @@
 """The per-clip DVG step (paper 3.2): depth -> disparity -> forward splat -> inpaint -> x2 ->
-backward render -> M and x1~ -> flows on the source view -> Eq. 2 refined masks.
+backward render -> M and x~1 -> flows on the source view -> Eq. 2 refined masks.
+
+The novel viewpoint P2 is the eye to the LEFT of the real frame x1 (docs/model.md, "Handedness"):
+in training x1 is the target and x2 the reference, at inference the input (left) view is the
+reference and the generated right view the target, so with x2 on the left the target always sits
+to the right of its reference and the masks the model learns to fill lie on the same side of
+their occluders as the holes it fills at inference.
 
 :class:`DVGStage` is the GPU stage of the engine: it loads the three models once and maps a
 decoded :class:`~dvg.video.VideoClip` to a :class:`ClipResult` of numpy arrays. It knows nothing
@@ -66,18 +72,20 @@ class ClipResult:
     """Everything DVG produced for one clip; arrays are numpy, frames first."""
 
     clip: VideoClip
-    left: np.ndarray
-    """(F, H, W, 3) uint8 x1, the source (left) view."""
-    right: np.ndarray
-    """(F, H, W, 3) uint8 x2, the inpainted target (right) view."""
+    source: np.ndarray
+    """(F, H, W, 3) uint8 x1, the real frames (the right eye of the pair)."""
+    novel: np.ndarray
+    """(F, H, W, 3) uint8 x2, the inpainted novel view (the left eye)."""
+    masked: np.ndarray
+    """(F, H, W, 3) uint8 x~1: x2 rendered back to x1's viewpoint, 0 inside ``mask``."""
     mask: np.ndarray
-    """(F, H, W) bool M after Eq. 2 (True = occluded in the source view)."""
+    """(F, H, W) bool M after Eq. 2 (True = pixel of x1 not visible from the novel viewpoint)."""
     mask_raw: np.ndarray
     """(F, H, W) bool M from backward rendering alone."""
     holes: np.ndarray
-    """(F, H, W) bool target-view holes that were inpainted."""
+    """(F, H, W) bool novel-view holes that were inpainted."""
     disparity: np.ndarray
-    """(F, H, W) float32 source-view disparity in pixels (target x = source x - d)."""
+    """(F, H, W) float32 x1's disparity in pixels (x2 x = x1 x + d: x2 is the left eye)."""
     inverse_depth: np.ndarray
     """(F, H, W) float32 relative inverse depth from the depth backend."""
     stereo: StereoDraw
@@ -159,6 +167,11 @@ def _to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.tensor(frames, device=device).permute(0, 3, 1, 2).float() / 255
 
 
+def _mirror(images: torch.Tensor) -> torch.Tensor:
+    """Flip (..., W) tensors left-right."""
+    return images.flip(-1)
+
+
 def _to_uint8(images: torch.Tensor) -> np.ndarray:
     """(F, 3, H, W) float in [0, 1] -> (F, H, W, 3) uint8."""
     return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).contiguous().cpu().numpy()
@@ -229,27 +242,34 @@ class DVGStage:
         disparity, draw = disparity_from_depth(
             q, config.stereo, rng, metric=prediction.metric, focal_px=prediction.focal_px
         )
+        # The geometry renders a right eye; the left eye of a scene is the mirror image of the
+        # right eye of the mirrored scene, so x1 and its disparity are mirrored around it.
+        x1_mirrored, disparity_mirrored = _mirror(x1), _mirror(disparity)
         splat = forward_render(
-            x1, disparity, alpha=config.stereo.alpha, hole_threshold=config.masks.hole_threshold
-        )
-        holes = splat.holes[:, 0].cpu().numpy()
-        splatted = _to_uint8(splat.image)
-        timings["geometry"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        right = self.inpaint.inpaint(splatted, holes)
-        timings["inpaint"] = time.perf_counter() - start
-
-        start = time.perf_counter()
-        x2 = _to_tensor(right, self.device)
-        back = backward_render(
-            x1,
-            disparity,
-            x2,
+            x1_mirrored,
+            disparity_mirrored,
             alpha=config.stereo.alpha,
             hole_threshold=config.masks.hole_threshold,
         )
-        mask_raw = back.mask[:, 0]
+        holes = _mirror(splat.holes)[:, 0].cpu().numpy()
+        splatted = _to_uint8(_mirror(splat.image))
+        timings["geometry"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        novel = self.inpaint.inpaint(splatted, holes)
+        timings["inpaint"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        x2 = _to_tensor(novel, self.device)
+        back = backward_render(
+            x1_mirrored,
+            disparity_mirrored,
+            _mirror(x2),
+            alpha=config.stereo.alpha,
+            hole_threshold=config.masks.hole_threshold,
+        )
+        mask_raw = _mirror(back.mask)[:, 0]
+        rendered_back = _mirror(back.rendered_source)
         timings["geometry"] += time.perf_counter() - start
 
         mask = mask_raw
@@ -271,11 +291,16 @@ class DVGStage:
                 mask_raw[None], flows_forward, flows_backward, confidence
             )[0]
             timings["geometry"] += time.perf_counter() - start
+        # x~1 (paper 3.2): "x2 is rendered back to the original viewpoint P1 via a back
+        # rendering. After this, we can obtain the masked image x~1 with mask M" - blanked in the
+        # refined M, which contains the back-rendered one.
+        masked = rendered_back * (~mask)[:, None].to(rendered_back.dtype)
 
         return ClipResult(
             clip=clip,
-            left=frames,
-            right=right,
+            source=frames,
+            novel=novel,
+            masked=_to_uint8(masked),
             mask=mask.cpu().numpy(),
             mask_raw=mask_raw.cpu().numpy(),
             holes=holes,
@@ -290,13 +315,14 @@ class DVGStage:
 def clip_statistics(result: ClipResult) -> dict[str, Any]:
     """Per-clip numbers for the ledger and the trainer's stereo deviation strength (Eq. 4).
 
-    Eq. 4 is defined on latents (|z_0 - z_ref|), which only the trainer has; the data engine
-    records the image-space deviation |x1 - x2| and the disparity magnitude per frame so the
-    trainer can also condition or filter on them without decoding anything.
+    Eq. 4 is defined on latents (|z_0 - z_ref|), which only the trainer has (it measures s on
+    every training sample and records its distribution for export); the data engine records the
+    image-space deviation |x1 - x2| and the disparity magnitude per frame so users can filter
+    clips on them without decoding anything.
     """
-    left = result.left.astype(np.float32) / 255
-    right = result.right.astype(np.float32) / 255
-    deviation = np.abs(left - right).mean(axis=(1, 2, 3))
+    source = result.source.astype(np.float32) / 255
+    novel = result.novel.astype(np.float32) / 255
+    deviation = np.abs(source - novel).mean(axis=(1, 2, 3))
     abs_disparity = np.abs(result.disparity).mean(axis=(1, 2))
     return {
         "disparity_min": float(result.disparity.min()),

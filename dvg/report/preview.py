@@ -1,10 +1,11 @@
 """`dvg preview`: a contact sheet (and optionally a short mp4) of DVG training samples.
 
-One sheet row per (sample, frame), five labelled panels in the paper's notation (section 3.2):
-x1 (source view), x2 (inpainted target view), M overlaid on x1, x1~ = x1 * (1 - M) (the masked
-source given to the diffusion model), and a depth panel coloured from the stored disparity
-(larger disparity = nearer; the shards hold no depth, so this is inverse depth up to scale and
-shift). Only the requested frames of the requested samples are decoded.
+One sheet row per (sample, frame), labelled panels in the paper's notation (section 3.2): x1 (the
+real frame), x2 (the inpainted novel view), M overlaid on x1, x~1 (x2 rendered back to x1's
+viewpoint and blanked in M: the condition given to the diffusion model; format v1 shards had
+none, their panel shows x1 * (1 - M)), and, when the shards store disparity
+(``--keep-disparity``), a depth panel coloured from it (larger disparity = nearer; this is inverse
+depth up to scale and shift). Only the requested frames of the requested samples are decoded.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import numpy as np
 from dvg.shards import decode_sample, iter_tar_samples, read_meta, resolve_shards
 
 PANEL_TITLES = {
-    "x1": "x1 source (left)",
-    "x2": "x2 inpainted target (right)",
+    "x1": "x1 real frame",
+    "x2": "x2 novel view ({eye} eye)",
     "M": "M occlusion mask on x1",
-    "x1~": "masked x1 = x1 * (1 - M)",  # Hershey fonts draw "~" as "-"
+    "x1~": "x1~ = x2 rendered back, 0 in M",  # Hershey fonts draw "~" as "-"
     "depth": "depth from disparity (near=red)",
 }
+V1_MASKED_TITLE = "x1 * (1 - M) (v1 shard: no x1~)"
 MASK_TINT = np.array([255, 0, 255], dtype=np.float32)  # magenta, RGB
 MASK_ALPHA = 0.6
 DEFAULT_FPS = 8.0
@@ -44,13 +46,14 @@ PANEL_GAP = 4  # background columns right of each frame, so neighbouring panels 
 class PreviewResult:
     """Where the preview went and how the sheet is laid out.
 
-    The sheet is ``(len(rows) * panel_height, len(PANEL_TITLES) * panel_width, 3)``; each panel is
+    The sheet is ``(len(rows) * panel_height, len(panels) * panel_width, 3)``; each panel is
     a ``label_height`` strip of text above the (scaled) frame, which sits at the panel's top-left
     corner below the strip; ``panel_width`` includes a ``PANEL_GAP`` margin on the right.
     """
 
     png: Path
     rows: tuple[tuple[str, int], ...]  # (sample key, frame index) of each sheet row
+    panels: tuple[str, ...]  # the columns, keys of PANEL_TITLES (depth only with disparity)
     panel_height: int
     panel_width: int
     label_height: int
@@ -84,19 +87,34 @@ def colour_disparity(disparity: np.ndarray) -> np.ndarray:
 
 
 def frame_panels(
-    left: np.ndarray, right: np.ndarray, mask: np.ndarray, disparity: np.ndarray
+    source: np.ndarray,
+    novel: np.ndarray,
+    mask: np.ndarray,
+    masked: np.ndarray | None,
+    disparity: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """The five panels of one frame, in :data:`PANEL_TITLES` order, each (H, W, 3) uint8 RGB.
+    """The panels of one frame, in :data:`PANEL_TITLES` order, each (H, W, 3) uint8 RGB.
 
-    left, right: (H, W, 3) uint8; mask: (H, W) bool; disparity: (H, W) float.
+    source, novel: (H, W, 3) uint8 x1, x2; mask: (H, W) bool; masked: (H, W, 3) uint8 x~1, or
+    None (format v1: x1 * (1 - M) is shown); disparity: (H, W) float or None (no depth panel).
     """
-    return {
-        "x1": left,
-        "x2": right,
-        "M": mask_overlay(left, mask),
-        "x1~": masked_source(left, mask),
-        "depth": colour_disparity(disparity),
+    panels = {
+        "x1": source,
+        "x2": novel,
+        "M": mask_overlay(source, mask),
+        "x1~": masked if masked is not None else masked_source(source, mask),
     }
+    if disparity is not None:
+        panels["depth"] = colour_disparity(disparity)
+    return panels
+
+
+def _titles(meta: dict[str, Any]) -> dict[str, str]:
+    eye = (meta.get("stereo") or {}).get("virtual_eye", "?")
+    titles = {name: title.format(eye=eye) for name, title in PANEL_TITLES.items()}
+    if "masked" not in meta["fields"]:
+        titles["x1~"] = V1_MASKED_TITLE
+    return titles
 
 
 def _scaled(image: np.ndarray, max_width: int) -> np.ndarray:
@@ -163,16 +181,18 @@ def write_side_by_side(
 ) -> tuple[int, tuple[int, int]]:
     """Write an H.264 mp4 of x1 | x2 (and M overlay | x1~ below when ``mask_row``).
 
-    clip: ``decode_sample`` output with ``left``, ``right`` (F, H, W, 3) uint8 and ``mask``
-    (F, H, W) bool. Frames are padded with black to even sizes (yuv420p needs them).
+    clip: ``decode_sample`` output with ``source``, ``novel`` (F, H, W, 3) uint8, ``mask``
+    (F, H, W) bool and, when stored, ``masked`` (F, H, W, 3) uint8. Frames are padded with black
+    to even sizes (yuv420p needs them).
     Returns: (frames written, (height, width) of the video).
     """
     frames = []
-    for t in range(clip["left"].shape[0]):
-        left, right, mask = clip["left"][t], clip["right"][t], clip["mask"][t]
-        rows = [np.hstack([_scaled(left, max_panel_width), _scaled(right, max_panel_width)])]
+    for t in range(clip["source"].shape[0]):
+        source, novel, mask = clip["source"][t], clip["novel"][t], clip["mask"][t]
+        rows = [np.hstack([_scaled(source, max_panel_width), _scaled(novel, max_panel_width)])]
         if mask_row:
-            overlay, hidden = mask_overlay(left, mask), masked_source(left, mask)
+            overlay = mask_overlay(source, mask)
+            hidden = clip["masked"][t] if "masked" in clip else masked_source(source, mask)
             rows.append(
                 np.hstack([_scaled(overlay, max_panel_width), _scaled(hidden, max_panel_width)])
             )
@@ -213,8 +233,9 @@ def preview(
 
     Args:
         source: a shard ``.tar`` or a ``dvg build`` output folder (shards in manifest order).
-        out_png: where the sheet goes: one row per (sample, frame), panels x1, x2, M on x1, x1~,
-            depth (from disparity), each labelled with its name, the sample key and the frame.
+        out_png: where the sheet goes: one row per (sample, frame), panels x1, x2, M on x1, x1~
+            and, when every sample stores disparity, depth; each labelled with its name, the
+            sample key and the frame.
         frames_per_sample: how many frames per sample (evenly spaced, first and last included),
             or an explicit list of frame indices used for every sample.
         video: if set, also write an mp4 of the first sample's frames: x1 | x2, and
@@ -234,33 +255,41 @@ def preview(
             f"need samples >= 1 and max_panel_width >= 8, got {samples} and {max_panel_width}"
         )
 
-    rows: list[tuple[str, int, dict[str, np.ndarray]]] = []
-    first: dict[str, Any] | None = None
-    for members in _samples(source, samples):
-        if first is None:
-            first = members
-        chosen = _frame_choice(frames_per_sample, read_meta(members)["frames"])
-        clip = decode_sample(members, frames=chosen, fields=("left", "right", "mask", "disparity"))
+    chosen_samples = list(_samples(source, samples))
+    if not chosen_samples:
+        raise ValueError(f"{source}: holds no sample to preview")
+    first = chosen_samples[0]
+    metas = [read_meta(members) for members in chosen_samples]
+    with_depth = all("disparity" in meta["fields"] for meta in metas)
+    rows: list[tuple[str, int, dict[str, np.ndarray], dict[str, str]]] = []
+    for members, meta in zip(chosen_samples, metas, strict=True):
+        chosen = _frame_choice(frames_per_sample, meta["frames"])
+        fields = [f for f in ("source", "novel", "mask", "masked") if f in meta["fields"]]
+        if with_depth:
+            fields.append("disparity")
+        clip = decode_sample(members, frames=chosen, fields=fields)
         for i, t in enumerate(clip["frame_indices"].tolist()):
             panels = frame_panels(
-                clip["left"][i], clip["right"][i], clip["mask"][i], clip["disparity"][i]
+                clip["source"][i],
+                clip["novel"][i],
+                clip["mask"][i],
+                clip["masked"][i] if "masked" in clip else None,
+                clip["disparity"][i] if with_depth else None,
             )
             scaled = {name: _scaled(image, max_panel_width) for name, image in panels.items()}
-            rows.append((clip["key"], t, scaled))
-    if first is None:
-        raise ValueError(f"{source}: holds no sample to preview")
+            rows.append((clip["key"], t, scaled, _titles(meta)))
 
-    box_h = max(p["x1"].shape[0] for _, _, p in rows)
-    box_w = max(p["x1"].shape[1] for _, _, p in rows)
+    box_h = max(p["x1"].shape[0] for _, _, p, _ in rows)
+    box_w = max(p["x1"].shape[1] for _, _, p, _ in rows)
     sheet = np.vstack(
         [
             np.hstack(
                 [
-                    _labelled(image, (PANEL_TITLES[name], f"{key} t={t}"), box_h, box_w)
+                    _labelled(image, (titles[name], f"{key} t={t}"), box_h, box_w)
                     for name, image in panels.items()
                 ]
             )
-            for key, t, panels in rows
+            for key, t, panels, titles in rows
         ]
     )
     out_png.parent.mkdir(parents=True, exist_ok=True)
@@ -269,14 +298,16 @@ def preview(
 
     result = PreviewResult(
         png=out_png,
-        rows=tuple((key, t) for key, t, _ in rows),
+        rows=tuple((key, t) for key, t, _, _ in rows),
+        panels=tuple(rows[0][2]),
         panel_height=LABEL_HEIGHT + box_h,
         panel_width=box_w + PANEL_GAP,
         label_height=LABEL_HEIGHT,
     )
     if video is None:
         return result
-    clip = decode_sample(first, fields=("left", "right", "mask"))
+    fields = [f for f in ("source", "novel", "mask", "masked") if f in metas[0]["fields"]]
+    clip = decode_sample(first, fields=fields)
     rate = fps if fps is not None else (clip["meta"].get("fps") or DEFAULT_FPS)
     count, size = write_side_by_side(
         clip, Path(video), fps=rate, max_panel_width=max_panel_width, mask_row=video_mask_row

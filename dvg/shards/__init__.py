@@ -1,4 +1,5 @@
-"""DVG shard format v1: WebDataset tars of stereo training clips, shared by dvg and the trainer.
+"""DVG shard format v2 (v1 still read): WebDataset tars of stereo training clips, shared by
+dvg and the trainer.
 
 Depends only on the standard library, numpy and cv2, so the trainer can import it without torch
 or the data engine's models. Format reference: docs/shard-format.md.
@@ -7,6 +8,8 @@ or the data engine's models. Format reference: docs/shard-format.md.
 from dvg.shards.format import (
     FIELDS,
     FORMAT_VERSION,
+    OPTIONAL_FIELDS,
+    READABLE_VERSIONS,
     ClipSample,
     ShardFormatError,
     decode_sample,
@@ -32,6 +35,8 @@ __all__ = [
     "FIELDS",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
+    "OPTIONAL_FIELDS",
+    "READABLE_VERSIONS",
     "ClipSample",
     "SampleTarWriter",
     "ShardEntry",

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
-from dvg.shards.format import FORMAT_VERSION, ShardFormatError
+from dvg.shards.format import FORMAT_VERSION, READABLE_VERSIONS, ShardFormatError
 
 MANIFEST_NAME = "manifest.json"
 WIDS_KIND = "wids-shard-index-v1"
@@ -83,11 +83,12 @@ def write_manifest(
     """Write ``out_dir/manifest.json`` atomically and return its path.
 
     Content: ``{"__kind__": "wids-shard-index-v1", "wids_version": 1, "shardlist": [{"url",
-    "nsamples", "filesize", "md5sum"}, ...], "dvg": {"format_version": 1, **extra}}``. Entries are
-    sorted by url so the file does not depend on the order shards finished in; urls must be
-    relative (wids resolves them against the manifest's directory). Atomic: a temporary file in
-    ``out_dir`` is written, flushed and fsynced, moved over the old manifest with ``os.replace``,
-    and the directory is fsynced, so a reader sees the old manifest or the new one, never a mix.
+    "nsamples", "filesize", "md5sum"}, ...], "dvg": {"format_version": FORMAT_VERSION,
+    **extra}}``. Entries are sorted by url so the file does not depend on the order shards
+    finished in; urls must be relative (wids resolves them against the manifest's directory).
+    Atomic: a temporary file in ``out_dir`` is written, flushed and fsynced, moved over the old
+    manifest with ``os.replace``, and the directory is fsynced, so a reader sees the old
+    manifest or the new one, never a mix.
     """
     out_dir = Path(out_dir)
     path = out_dir / MANIFEST_NAME
@@ -187,8 +188,9 @@ def read_manifest(path: str | os.PathLike[str]) -> tuple[list[ShardEntry], dict]
     if not isinstance(dvg_section, dict):
         raise ShardFormatError(f"{path}: 'dvg' must be an object")
     version = dvg_section.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ShardFormatError(
-            f"{path}: shards have format_version {version!r}; this reader reads {FORMAT_VERSION}"
+            f"{path}: shards have format_version {version!r}; this reader reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return entries, dvg_section

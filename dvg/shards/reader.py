@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from dvg.shards.format import FIELDS, ShardFormatError, decode_sample, read_meta
+from dvg.shards.format import ShardFormatError, decode_sample, read_meta
 from dvg.shards.manifest import ShardEntry, file_md5, manifest_path, read_manifest
 from dvg.shards.tario import OnError, iter_tar_samples
 
@@ -76,7 +76,7 @@ def iter_clips(
     *,
     frames: Sequence[int] | slice | None = None,
     window: int | None = None,
-    fields: Sequence[str] = tuple(FIELDS),
+    fields: Sequence[str] | None = None,
     shuffle_shards: bool = False,
     seed: int = 0,
     rank: int = 0,
@@ -93,7 +93,8 @@ def iter_clips(
         window: draw a random contiguous window of ``window`` frames per clip (stage 1: 1,
             stage 2: 8), seeded by ``seed`` and the clip key. Exclusive with ``frames``; a clip
             shorter than the window raises (or, with ``on_error="warn"``, is skipped).
-        fields: which of ``left``, ``right``, ``mask``, ``mask_raw``, ``disparity`` to decode.
+        fields: which of ``source``, ``novel``, ``masked``, ``mask``, ``mask_raw``,
+            ``disparity`` to decode; None = every field each sample stores.
         shuffle_shards: permute the shard order with ``seed`` before splitting (use the same seed
             on every rank; change it per epoch).
         seed: seed of the shard permutation and of the window draws.
@@ -106,8 +107,10 @@ def iter_clips(
             shard).
 
     Yields: ``{"key", "meta", "frame_indices": (n,) int64, "shard": str}`` plus the requested
-        fields: ``left``/``right`` (n, H, W, 3) uint8, ``mask``/``mask_raw`` (n, H, W) bool
-        (True = occluded in the source view), ``disparity`` (n, H, W) float16.
+        fields: ``source``/``novel``/``masked`` (n, H, W, 3) uint8 (x1, x2, x~1),
+        ``mask``/``mask_raw`` (n, H, W) bool (True = pixel of x1 not visible from the novel
+        viewpoint), ``disparity`` (n, H, W) float32. Format v1 shards are read too (their
+        ``left``/``right`` members come out as ``source``/``novel``; they have no ``masked``).
     """
     if frames is not None and window is not None:
         raise ValueError("pass either frames or window, not both")
@@ -174,7 +177,7 @@ def _decode(
     members: dict[str, Any],
     frames: Sequence[int] | slice | None,
     window: int | None,
-    fields: Sequence[str],
+    fields: Sequence[str] | None,
     seed: int,
 ) -> dict[str, Any]:
     if window is not None:

@@ -160,6 +160,23 @@ def _check_checksum(header: bytes, where: str) -> None:
         )
 
 
+_COMPRESSED_MAGIC = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
+
+
+def _refuse_compressed(header: bytes, where: str) -> None:
+    for magic, kind in _COMPRESSED_MAGIC.items():
+        if header.startswith(magic):
+            raise ShardFormatError(
+                f"{where}: a {kind}-compressed file, not an uncompressed tar (DVG shards and "
+                "wids need plain tars)"
+            )
+
+
 def _parse_pax(data: bytes, where: str) -> dict[str, str]:
     records, pos = {}, 0
     while pos < len(data):
@@ -208,6 +225,8 @@ def iter_tar_members(stream: IO[bytes], name: str) -> Iterator[tuple[str, int, b
             )
         if header == _ZERO_BLOCK:
             return
+        if offset == 0:
+            _refuse_compressed(header, where)
         _check_checksum(header, where)
         size = _parse_number(header[124:136], "size", where)
         if "size" in pax:  # pax overrides the octal field for members over 8 GiB

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import imageio_ffmpeg
 import numpy as np
@@ -17,9 +18,13 @@ from dvg.synthetic.render import ClipRender
 
 
 def write_clip(
-    render: ClipRender, out_dir: str | Path, name: str, fps: float | None = None
+    render: ClipRender,
+    out_dir: str | Path,
+    name: str,
+    fps: float | None = None,
+    eye: Literal["left", "right"] = "left",
 ) -> dict[str, Path]:
-    """Write the left view of ``render`` as ``<name>.mp4`` (H.264, yuv420p, near lossless),
+    """Write one eye's view of ``render`` as ``<name>.mp4`` (H.264, yuv420p, near lossless),
     its z-depth as ``<name>.depth.npy`` (float32, (F, H, W)) and its camera as
     ``<name>.camera.json`` (K, baseline, fps, world_to_camera list, width, height).
 
@@ -28,6 +33,9 @@ def write_clip(
         out_dir: directory, created if missing.
         name: file stem.
         fps: frame rate of the video; default ``render.fps``.
+        eye: ``"left"`` (the source view) or ``"right"``: a right-eye video is what DVG, which
+            renders its novel view to the LEFT of the input (docs/model.md), turns back into the
+            renderer's exact left view.
 
     Returns: ``{"video": ..., "depth": ..., "camera": ...}`` paths.
     """
@@ -43,7 +51,16 @@ def write_clip(
         "camera": out / f"{name}.camera.json",
     }
 
-    frames = (render.left.clamp(0, 1) * 255).round().to(torch.uint8)
+    if eye not in ("left", "right"):
+        raise ValueError(f"eye must be 'left' or 'right', got {eye!r}")
+    view, depth = (
+        (render.left, render.depth) if eye == "left" else (render.right, render.right_depth)
+    )
+    world_to_camera = render.world_to_camera
+    if eye == "right":  # X_right = X_left - (baseline, 0, 0): same rotation, shifted translation
+        world_to_camera = world_to_camera.clone()
+        world_to_camera[:, 0, 3] -= render.baseline
+    frames = (view.clamp(0, 1) * 255).round().to(torch.uint8)
     writer = imageio_ffmpeg.write_frames(
         str(paths["video"]),
         (width, height),
@@ -59,14 +76,15 @@ def write_clip(
         writer.send(np.ascontiguousarray(frame))
     writer.close()
 
-    np.save(paths["depth"], render.depth[:, 0].numpy().astype(np.float32))
+    np.save(paths["depth"], depth[:, 0].numpy().astype(np.float32))
     camera = {
         "width": width,
         "height": height,
         "fps": fps,
         "baseline": render.baseline,
         "K": render.K.tolist(),
-        "world_to_camera": render.world_to_camera.tolist(),
+        "world_to_camera": world_to_camera.tolist(),
+        "eye": eye,
         "convention": "OpenCV camera (x right, y down, z forward); X_cam = R X_world + t; "
         "pixel centres at integer coordinates; depth is z",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -195,13 +196,40 @@ def test_frame_mode_batches_shapes_ranges_and_masking(dvg_shards: Path):
     target = torch.cat([s["target"] for s in samples])
     masked = torch.cat([s["masked_target"] for s in samples])
     keep = mask.expand_as(target) == 0
-    assert torch.equal(masked[keep], target[keep])
     assert torch.all(masked[~keep] == 0.0)  # masked pixels are mid-grey in [-1, 1]
+    # The condition is the back-rendered x~1 (paper 3.2), close to x1 outside M but not x1.
+    assert not torch.equal(masked[keep], target[keep])
+    assert (masked[keep] - target[keep]).abs().mean() < 0.1
+
+
+def test_condition_is_the_back_rendered_member_and_the_ablations_change_it(dvg_shards: Path):
+    config = _config(dvg_shards, mode="clip", num_frames=3, resolution=64)
+    for s in _per_sample(_batches(config)):
+        raw = _decoded(dvg_shards, s["key"], s["frame_indices"].tolist())
+        stored = _unit(raw["masked"][:, :, 16:80])
+        keep = s["mask"].expand_as(stored) == 0
+        assert torch.equal(s["masked_target"][keep], stored[keep])
+    # Ablation "clean": x1 * (1 - M), pixel-exact outside M.
+    for s in _per_sample(_batches(dataclasses.replace(config, condition="clean"))):
+        assert torch.equal(s["masked_target"], s["target"] * (1 - s["mask"]))
+    # Ablation "mirror": every view and mask flipped left-right (the pre-v2 handedness).
+    plain = {s["key"]: s for s in _per_sample(_batches(config))}
+    for s in _per_sample(_batches(dataclasses.replace(config, mirror=True))):
+        raw = _decoded(dvg_shards, s["key"], s["frame_indices"].tolist())
+        flipped = _unit(np.ascontiguousarray(raw["source"][:, :, ::-1][:, :, 16:80]))
+        torch.testing.assert_close(s["target"], flipped, rtol=0, atol=1e-6)
+        if torch.equal(s["frame_indices"], plain[s["key"]]["frame_indices"]):
+            assert torch.equal(s["mask"], plain[s["key"]]["mask"].flip(-1))
+
+
+def _unit(views: np.ndarray) -> torch.Tensor:
+    """(n, H, W, 3) uint8 -> (n, 3, H, W) float in [-1, 1]."""
+    return torch.from_numpy(views).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
 def _decoded(dvg_shards: Path, key: str, frames: list[int]) -> dict:
     sample = next(s for s in _raw_samples(dvg_shards) if s["__key__"] == key)
-    return decode_sample(sample, frames=frames, fields=("left", "right", "mask"))
+    return decode_sample(sample, frames=frames, fields=("source", "novel", "mask", "masked"))
 
 
 def test_clip_mode_contiguous_window_crop_is_pixel_aligned(dvg_shards: Path):
@@ -214,11 +242,13 @@ def test_clip_mode_contiguous_window_crop_is_pixel_aligned(dvg_shards: Path):
         assert s["target"].shape == (3, 3, 64, 64) and s["mask"].shape == (3, 1, 64, 64)
         assert indices[0] in (0, 1) and indices == list(range(indices[0], indices[0] + 3))
         raw = _decoded(dvg_shards, s["key"], indices)
-        left = torch.from_numpy(raw["left"][:, :, 16:80]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        right = torch.from_numpy(raw["right"][:, :, 16:80]).permute(0, 3, 1, 2).float() / 127.5 - 1
         mask = torch.from_numpy(raw["mask"][:, None, :, 16:80]).float()
-        torch.testing.assert_close(s["target"], left, rtol=0, atol=1e-6)
-        torch.testing.assert_close(s["reference"], right, rtol=0, atol=1e-6)
+        torch.testing.assert_close(
+            s["target"], _unit(raw["source"][:, :, 16:80]), rtol=0, atol=1e-6
+        )
+        torch.testing.assert_close(
+            s["reference"], _unit(raw["novel"][:, :, 16:80]), rtol=0, atol=1e-6
+        )
         assert torch.equal(s["mask"], mask)
 
 
@@ -236,7 +266,7 @@ def test_resize_and_crop_match_independent_references(dvg_shards: Path):
             expected_mask = resized[:, 12:60]
             assert np.array_equal(s["mask"][t, 0].numpy() == 1.0, expected_mask)
             checked_mask_pixels += int(expected_mask.sum())
-            left3 = raw["left"][t].astype(np.float64).repeat(3, 0).repeat(3, 1)
+            left3 = raw["source"][t].astype(np.float64).repeat(3, 0).repeat(3, 1)
             expected = left3.reshape(48, 4, 72, 4, 3).mean(axis=(1, 3))[:, 12:60]
             got = (s["target"][t].permute(1, 2, 0).numpy().astype(np.float64) + 1) * 127.5
             assert np.abs(got - expected).max() <= 1.0  # uint8 rounding
@@ -377,7 +407,7 @@ def test_corrupt_tar_header_skips_the_rest_of_the_shard(dvg_shards: Path, tmp_pa
 def test_undecodable_sample_is_skipped_and_counted(dvg_shards: Path, tmp_path: Path):
     samples = _raw_samples(dvg_shards)
     bad = samples[1]["__key__"]
-    for name in [n for n in samples[1] if n.startswith("left.")]:
+    for name in [n for n in samples[1] if n.startswith("source.")]:
         samples[1][name] = b"not a jpeg"
     shards = _write_shards(tmp_path / "bad", [samples[:2], samples[2:]])
     with pytest.warns(UserWarning, match=rf"{bad}.*could not decode.*skipping this sample"):
@@ -405,7 +435,17 @@ def test_unknown_manifest_format_version_refuses(dvg_shards: Path, tmp_path: Pat
     shards = tmp_path / "shards"
     shutil.copytree(dvg_shards, shards)
     manifest = json.loads((shards / "manifest.json").read_text())
-    manifest["dvg"]["format_version"] = 2
+    manifest["dvg"]["format_version"] = 999
     (shards / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ShardFormatError, match="format_version 2"):
+    with pytest.raises(ShardFormatError, match="format_version 999"):
+        make_dataset(_config(shards))
+
+
+def test_format_v1_shards_are_refused_with_the_reason_and_the_fix(dvg_shards, tmp_path):
+    shards = tmp_path / "shards"
+    shutil.copytree(dvg_shards, shards)
+    manifest = json.loads((shards / "manifest.json").read_text())
+    manifest["dvg"]["format_version"] = 1
+    (shards / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ShardVersionError, match=r"format_version' is 1.*mirrored.*Rebuild"):
         make_dataset(_config(shards))

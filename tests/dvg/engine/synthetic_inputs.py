@@ -8,10 +8,13 @@ from dvg.engine import apply_overrides, preset_config
 from dvg.synthetic import render_scene, write_clip
 
 
-def write_scene(folder: Path, name: str, scene: str, *, seed=0, height=64, width=96, frames=8):
-    """Render ``scene`` and write ``<name>.mp4`` + sidecar depth and camera; returns the render."""
+def write_scene(
+    folder: Path, name: str, scene: str, *, seed=0, height=64, width=96, frames=8, eye="left"
+):
+    """Render ``scene`` and write one eye as ``<name>.mp4`` + sidecar depth and camera; returns
+    the render."""
     render = render_scene(scene, seed=seed, height=height, width=width, num_frames=frames)
-    write_clip(render, folder, name)
+    write_clip(render, folder, name, eye=eye)
     return render
 
 

@@ -36,19 +36,22 @@ def test_offline_build_writes_every_clip_and_reads_back(offline_out):
     assert len(clips) == 7
     assert len({c["key"] for c in clips}) == 7
     for clip in clips:
-        assert clip["left"].shape == (4, 64, 96, 3) and clip["left"].dtype == np.uint8
-        assert clip["right"].shape == (4, 64, 96, 3)
+        assert clip["source"].shape == (4, 64, 96, 3) and clip["source"].dtype == np.uint8
+        assert clip["novel"].shape == (4, 64, 96, 3) and clip["masked"].shape == (4, 64, 96, 3)
         assert clip["mask"].shape == (4, 64, 96) and clip["mask"].dtype == bool
-        assert clip["disparity"].dtype == np.float16
+        assert "disparity" not in clip  # off by default: the trainer never reads it
         meta = clip["meta"]
-        assert meta["format_version"] == FORMAT_VERSION
+        assert meta["format_version"] == FORMAT_VERSION == 2
+        assert meta["stereo"]["virtual_eye"] == "left"
         assert meta["models"]["depth"]["backend"] == "sidecar"
         assert meta["source"]["sha256"] and meta["config_hash"]
         # The refined mask only ever adds pixels to the rendered one (Eq. 2 is a union).
         assert not (clip["mask_raw"] & ~clip["mask"]).any()
         # x2 differs from x1 (a real stereo shift), and the mask is not empty.
         assert clip["mask"].any()
-        assert np.abs(clip["left"].astype(int) - clip["right"]).mean() > 1
+        assert np.abs(clip["source"].astype(int) - clip["novel"]).mean() > 1
+        # x~1 is blanked in M (up to JPEG ringing; the trainer re-applies M after decoding)
+        assert clip["masked"][clip["mask"]].mean() < 8
 
 
 def test_shards_read_with_plain_webdataset(offline_out):
@@ -61,7 +64,7 @@ def test_shards_read_with_plain_webdataset(offline_out):
     assert len(samples) == 7
     first = samples[0]
     assert "." not in first["__key__"]
-    assert first["left.000.jpg"].shape == (64, 96, 3)
+    assert first["source.000.jpg"].shape == (64, 96, 3)
     assert first["json"]["key"] == first["__key__"]  # decoded by webdataset
 
 
@@ -92,23 +95,44 @@ def test_a_different_configuration_is_refused_before_any_work(offline_out, raw_v
         build([raw_videos], out, offline_config(stereo={"seed": 7}), show_progress=False)
 
 
-def test_masks_match_the_renderers_exact_occlusion(tmp_path):
-    """Sidecar exact depth, the renderer's baseline and camera: M is the true occlusion."""
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / error))
+
+
+def test_dvg_output_matches_the_renderers_exact_stereo_pair(tmp_path):
+    """The renderer's RIGHT view with its exact depth as the input video: DVG's novel view is
+    the eye to its left, i.e. the renderer's exact left view; M is the exact occlusion of the
+    right view; x~1 (x2 rendered back) is the input view outside M and 0 inside it."""
     raw = tmp_path / "raw"
-    render = write_scene(raw, "slanted", "slanted_fractional", height=96, width=128, frames=4)
+    render = write_scene(
+        raw, "slanted", "slanted_fractional", height=192, width=256, frames=4, eye="right"
+    )
     baseline = float(render.baseline)
     config = offline_config(
         stereo={"mode": "metric", "baseline": (baseline, baseline)},
         video={"crop_letterbox": False},
+        output={"image_format": "png", "keep_disparity": True},
     )
     out = tmp_path / "shards"
     build([raw], out, config, show_progress=False)
     (clip,) = list(iter_clips(out))
-    exact = render.occlusion_left[:, 0].numpy()
+    exact = render.occlusion_right[:, 0].numpy()
     raw_iou = iou(clip["mask_raw"], exact)
     print(f"exact-mask IoU: rendered {raw_iou:.3f}, refined {iou(clip['mask'], exact):.3f}")
     assert raw_iou >= 0.9
     assert clip["meta"]["stereo"]["baseline"] == pytest.approx(baseline)
+    to_u8 = lambda x: (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    left, right = to_u8(render.left), to_u8(render.right)
+    visible = ~render.occlusion_left[:, 0].numpy()  # left pixels the right eye sees: no holes
+    assert psnr(clip["novel"][visible], left[visible]) > 30  # x2 is the exact left view
+    assert psnr(clip["novel"][visible], right[visible]) < 25  # ... not the input view
+    outside = ~clip["mask"]
+    assert psnr(clip["masked"][outside], right[outside]) > 30  # x~1 = back-rendered x2
+    assert not clip["masked"][clip["mask"]].any()
+    np.testing.assert_allclose(
+        clip["disparity"], render.right_disparity[:, 0].numpy(), rtol=1e-3, atol=2e-3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +178,7 @@ def test_paper_preset_with_real_loaders_on_both_executors(tmp_path, tiny_weights
         assert clip["meta"]["models"]["inpaint"]["backend"] == "sd"
         assert clip["meta"]["models"]["flow"]["model"].endswith("raft-things.pth")
         np.testing.assert_array_equal(clip["mask"], b[key]["mask"])
-        np.testing.assert_array_equal(clip["left"], b[key]["left"])
+        np.testing.assert_array_equal(clip["source"], b[key]["source"])
 
 
 def test_offline_preset_on_ray_matches_local(offline_out, raw_videos, tmp_path):
@@ -167,7 +191,8 @@ def test_offline_preset_on_ray_matches_local(offline_out, raw_videos, tmp_path):
     assert local.keys() == on_ray.keys()
     for key, clip in local.items():
         np.testing.assert_array_equal(clip["mask"], on_ray[key]["mask"])
-        np.testing.assert_array_equal(clip["right"], on_ray[key]["right"])
+        np.testing.assert_array_equal(clip["novel"], on_ray[key]["novel"])
+        np.testing.assert_array_equal(clip["masked"], on_ray[key]["masked"])
     # Same inputs, same configuration: the shards are byte-identical whatever the executor.
     assert read_manifest(out)[0] == read_manifest(tmp_path / "ray")[0]
 

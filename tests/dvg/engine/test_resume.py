@@ -55,7 +55,8 @@ def test_kill_mid_run_then_resume_gives_the_uninterrupted_result(raw_videos, tmp
     for key, clip in ref.items():
         np.testing.assert_array_equal(clip["mask"], out[key]["mask"])
         np.testing.assert_array_equal(clip["mask_raw"], out[key]["mask_raw"])
-        np.testing.assert_array_equal(clip["right"], out[key]["right"])
+        np.testing.assert_array_equal(clip["novel"], out[key]["novel"])
+        np.testing.assert_array_equal(clip["masked"], out[key]["masked"])
     # Nothing partial survives: no temporaries, no spools, every tar has its done marker.
     names = {p.name for p in resumed.iterdir()}
     assert not [n for n in names if ".tmp-" in n or n.endswith(".spool")]

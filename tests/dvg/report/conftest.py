@@ -7,6 +7,7 @@ ramp), a failed video b.mp4 (reason "unreadable") and a video c.mp4 whose only c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,10 @@ def make_clip(key: str, box: tuple[int, int, int, int], frames: int, height: int
     mask[:, top:bottom, x0:x1] = True
     mask_raw[:, max(top - 2, 0) : bottom + 2, max(x0 - 2, 0) : x1 + 2] = True
     ramp = np.linspace(0.0, 8.0, width, dtype=np.float32)
-    disparity = np.broadcast_to(ramp, (frames, height, width)).astype(np.float16)
-    meta = {"fps": 12.0}
-    return ClipSample(key, left, right, mask, mask_raw, disparity, meta)
+    disparity = np.broadcast_to(ramp, (frames, height, width)).astype(np.float32)
+    masked = np.roll(left, 2, axis=2) * ~mask[..., None]  # x~1: not x1, and 0 in M
+    meta = {"fps": 12.0, "stereo": {"virtual_eye": "left"}}
+    return ClipSample(key, left, right, masked, mask, mask_raw, disparity, meta)
 
 
 def write_tar(path: Path, samples) -> None:
@@ -170,4 +172,13 @@ def odd_tar(tmp_path: Path) -> Path:
     """A single-sample shard of one 3-frame 33x47 clip (odd sizes, for the mp4 padding)."""
     tar = tmp_path / "odd.tar"
     write_tar(tar, [make_clip(make_key("odd", 0, 0), (3, 9, 4, 20), 3, 33, 47)])
+    return tar
+
+
+@pytest.fixture
+def no_disparity_tar(tmp_path: Path) -> Path:
+    """A single-sample shard built without --keep-disparity (no disparity members)."""
+    tar = tmp_path / "plain.tar"
+    sample = make_clip(make_key("plain", 0, 0), (10, 30, 20, 50), 2, HEIGHT, WIDTH)
+    write_tar(tar, [dataclasses.replace(sample, disparity=None)])
     return tar

@@ -49,14 +49,16 @@ def test_sheet_shape_and_rows(tiny_output, tmp_path):
     assert (result.panel_width, result.panel_height) == (W + PANEL_GAP, result.label_height + H)
     sheet = read_rgb(result.png)
     assert sheet.shape == (4 * (result.label_height + H), 5 * (W + PANEL_GAP), 3)
+    assert result.panels == tuple(PANEL_TITLES)
 
 
-def test_panels_show_x1_x2_mask_and_masked_source(tiny_output, tmp_path):
+def test_panels_show_x1_x2_mask_and_back_rendered_x1(tiny_output, tmp_path):
     result = preview(tiny_output.tar, tmp_path / "sheet.png", samples=2, frames_per_sample=[1])
     sheet = read_rgb(result.png)
     clips = decoded(tiny_output)
     for row, (key, t) in enumerate(result.rows):
-        x1, x2, mask = clips[key]["left"][t], clips[key]["right"][t], clips[key]["mask"][t]
+        clip = clips[key]
+        x1, x2, mask = clip["source"][t], clip["novel"][t], clip["mask"][t]
         assert mask.any() and not mask.all()
         assert np.array_equal(panel(sheet, result, row, "x1"), x1)
         assert np.array_equal(panel(sheet, result, row, "x2"), x2)
@@ -70,8 +72,14 @@ def test_panels_show_x1_x2_mask_and_masked_source(tiny_output, tmp_path):
         assert overlay[y, x, 1] < x1[y, x, 1] and overlay[y, x, 0] > x1[y, x, 0]  # magenta
 
         hidden = panel(sheet, result, row, "x1~")
-        assert (hidden[mask] == 0).all()
-        assert np.array_equal(hidden[~mask], x1[~mask])
+        assert np.array_equal(hidden, clip["masked"][t])  # the stored x~1, not x1 * (1 - M)
+        assert not np.array_equal(hidden[~mask], x1[~mask])
+
+
+def test_shards_without_disparity_get_no_depth_panel(no_disparity_tar, tmp_path):
+    result = preview(no_disparity_tar, tmp_path / "sheet.png")
+    assert result.panels == ("x1", "x2", "M", "x1~")
+    assert read_rgb(result.png).shape[1] == 4 * (W + PANEL_GAP)
 
 
 def test_depth_panel_is_red_where_disparity_is_large(tiny_output, tmp_path):

@@ -17,7 +17,7 @@ NUM_FRAMES, HEIGHT, WIDTH = 5, 24, 40
 def _clip_sample(
     key: str, seed: int = 0, num_frames: int = NUM_FRAMES, height: int = HEIGHT, width: int = WIDTH
 ) -> ClipSample:
-    """A smooth, moving, JPEG-friendly clip with per-frame masks and disparity."""
+    """A smooth, moving, JPEG-friendly clip with per-frame masks, x~1 and disparity."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     left, right = [], []
@@ -29,24 +29,32 @@ def _clip_sample(
         frame = np.stack(channels, axis=-1)
         left.append(frame)
         right.append(np.roll(frame, -2, axis=1) * 0.9 + 10)
-    disparity = rng.uniform(-3, 12, size=(num_frames, height, width)).astype(np.float16)
+    disparity = rng.uniform(-3, 12, size=(num_frames, height, width)).astype(np.float32)
     mask_raw = rng.random((num_frames, height, width)) < 0.2
     mask = mask_raw | (rng.random((num_frames, height, width)) < 0.1)
+    novel = np.clip(np.stack(right), 0, 255).astype(np.uint8)
+    masked = np.roll(novel, 2, axis=2) * ~mask[..., None]
     meta = {
         "video_id": key.split("_")[0],
         "scene": 0,
         "clip": seed,
         "fps": 24.0,
         "source": {"path": f"videos/{seed}.mp4", "sha256": "ab" * 32, "size_bytes": 1234},
-        "stereo": {"mode": "fixed", "baseline": 0.05, "max_disparity_px": 12.0},
+        "stereo": {
+            "mode": "fixed",
+            "baseline": 0.05,
+            "max_disparity_px": 12.0,
+            "virtual_eye": "left",
+        },
         "models": {"depth": {"backend": "midas", "model": "tiny"}},
         "config_hash": "c0ffee",
         "code_version": "0.1.0",
     }
     return ClipSample(
         key=key,
-        left=np.clip(np.stack(left), 0, 255).astype(np.uint8),
-        right=np.clip(np.stack(right), 0, 255).astype(np.uint8),
+        source=np.clip(np.stack(left), 0, 255).astype(np.uint8),
+        novel=novel,
+        masked=masked,
         mask=mask,
         mask_raw=mask_raw,
         disparity=disparity,

@@ -75,7 +75,7 @@ def test_write_manifest_validates(tmp_path):
     with pytest.raises(ShardFormatError, match="twice"):
         write_manifest(tmp_path, [good, good])
     with pytest.raises(ShardFormatError, match="format_version"):
-        write_manifest(tmp_path, [good], extra={"format_version": 2})
+        write_manifest(tmp_path, [good], extra={"format_version": 1})
     with pytest.raises(ShardFormatError, match="md5sum"):
         ShardEntry("000000.tar", 1, 10, "xyz")
     with pytest.raises(ShardFormatError, match="nsamples"):
@@ -91,12 +91,14 @@ def test_read_manifest_errors_name_the_file(tmp_path):
         ({**index, "__kind__": "other"}, "not a wids shard index"),
         ({**index, "wids_version": 2}, "wids_version"),
         ({**index, "shardlist": [{"url": "a.tar"}]}, r"shardlist\[0\]"),
-        ({**index, "dvg": {"format_version": 2}}, "format_version 2"),
+        ({**index, "dvg": {"format_version": 3}}, "format_version 3"),
     ]:
         path.write_text(json.dumps(bad))
         with pytest.raises(ShardFormatError, match=match) as info:
             read_manifest(path)
         assert str(path) in str(info.value)
+    path.write_text(json.dumps({**index, "dvg": {"format_version": 1}}))
+    assert read_manifest(path) == ([], {"format_version": 1})  # v1 shards are still read
     path.write_text("{not json")
     with pytest.raises(ShardFormatError, match="not valid JSON"):
         read_manifest(path)

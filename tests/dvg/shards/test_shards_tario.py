@@ -147,10 +147,10 @@ def test_non_consecutive_key_and_duplicate_member_are_errors():
 @pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
 def test_reads_long_names_from_other_writers(fmt):
     long_key = "d" * 60 + "/" + "k" * 70
-    data = _foreign_tar([f"{long_key}.json", f"{long_key}.left.000.jpg", "__meta__"], fmt)
+    data = _foreign_tar([f"{long_key}.json", f"{long_key}.source.000.jpg", "__meta__"], fmt)
     (sample,) = iter_tar_samples(io.BytesIO(data))
     assert sample["__key__"] == long_key
-    assert sample["left.000.jpg"] == f"{long_key}.left.000.jpg".encode()
+    assert sample["source.000.jpg"] == f"{long_key}.source.000.jpg".encode()
 
 
 def test_split_member_name_matches_webdataset():

@@ -24,14 +24,13 @@ def test_plain_webdataset_reads_our_shards(tmp_path, make_clip, write_tar):
 
     decoded = list(wds.WebDataset(str(path), shardshuffle=False).decode("rgb8"))
     for got, sample in zip(decoded, samples, strict=True):
-        ours_left = decode_sample(encode_sample(sample), fields=("left",))["left"]
-        left = got["left.000.jpg"]  # dispatched on the last extension: a JPEG
-        assert isinstance(left, np.ndarray) and left.shape == (24, 40, 3) and left.dtype == np.uint8
+        ours_source = decode_sample(encode_sample(sample), fields=("source",))["source"]
+        source = got["source.000.jpg"]  # dispatched on the last extension: a JPEG
+        assert isinstance(source, np.ndarray) and source.shape == (24, 40, 3)
+        assert source.dtype == np.uint8
         # PIL and OpenCV may use different IDCTs: agree to within a level or two
-        assert np.abs(left.astype(int) - ours_left[0]).mean() < 1.5
+        assert np.abs(source.astype(int) - ours_source[0]).mean() < 1.5
         mask = got["mask.002.png"]  # grayscale PNG, expanded to RGB by "rgb8"
         np.testing.assert_array_equal(mask[..., 0] > 127, sample.mask[2])
-        disparity = got["disparity.001.npy"]
-        assert disparity.dtype == np.float16
-        np.testing.assert_array_equal(disparity, sample.disparity[1])
-        assert got["json"]["key"] == sample.key and got["json"]["format_version"] == 1
+        assert got["masked.001.jpg"].shape == (24, 40, 3)
+        assert got["json"]["key"] == sample.key and got["json"]["format_version"] == 2
