@@ -71,7 +71,13 @@ def convert(
         float, typer.Option(help="EMA of the depth range over frames, 0 .. <1.")
     ] = 0.9,
     deviation: Annotated[
-        float | None, typer.Option(help="spatialdreamer deviation strength (paper Eq. 4).")
+        float | None,
+        typer.Option(
+            help="spatialdreamer: stereo deviation strength s (paper Eq. 4), the model's "
+            "3D-strength control. Default: the median of s over the model's training data; the "
+            "5-95% range it was trained on is `deviation_range` in the model's "
+            "spatialdreamer.json (printed by `trainer export`); values outside it may distort.",
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="spatialdreamer sampling steps.")] = None,
     guidance: Annotated[

@@ -4,9 +4,14 @@ Paper Fig. 2: "the left and right views are the target and reference view respec
 training, and the opposite for inference". At inference the target is the RIGHT view: the warped
 right view with its holes zeroed (x1~) and the hole mask M condition the denoising U-Net; the
 LEFT view is the reference (RefinerNet latents and CLIP image embedding; TIL over neighbouring
-reference frames happens inside the model). Sampling is SVD's EDM Euler sampler; long videos run
-in overlapping windows of the trained clip length, joined in latent space (periodic noise and
-step-wise blending of the hand-over frames, see `stream_right_views`). See docs/inference.md.
+reference frames happens inside the model). The training data match this geometry: DVG renders
+its novel view (the training reference) to the LEFT of the real frame (the training target), so
+in both the target sits to the right of its reference and its holes lie right of their occluders
+(docs/model.md, "Handedness"; `conditioning` is the counterpart of the trainer's batches).
+
+Sampling is SVD's EDM Euler sampler; long videos run in overlapping windows of the trained clip
+length, joined in latent space (periodic noise and step-wise blending of the hand-over frames,
+see `stream_right_views`). See docs/inference.md.
 """
 
 from __future__ import annotations
@@ -90,6 +95,29 @@ class _Settings:
     tile_overlap: int  # latent cells shared by neighbouring tiles
 
 
+def conditioning(
+    left: torch.Tensor,
+    warped: torch.Tensor,
+    holes: torch.Tensor,
+    aug: torch.Tensor | None = None,
+    noise_aug_strength: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """The pixel-space conditions of the model for N frames, before any encoder: the inference
+    counterpart of the trainer's batch fields ``reference``, ``masked_target`` and ``mask``.
+
+    left, warped: (N, 3, H, W) uint8; holes: (N, 1, H, W) bool; aug: (N, 3, H, W) unit noise.
+    Returns ``reference`` (N, 3, H, W) left view in [-1, 1]; ``masked`` (N, 3, H, W) the warped
+    right view with its holes at 0.0 (mid-grey, as x~1 is blanked in M in training), plus SVD's
+    conditioning noise augmentation ``noise_aug_strength * aug``; ``mask`` (N, 1, H, W) float
+    {0, 1}, 1 = hole.
+    """
+    mask = holes.float()
+    masked = _to_unit(warped) * (1.0 - mask)
+    if aug is not None and noise_aug_strength:
+        masked = masked + noise_aug_strength * aug
+    return {"reference": _to_unit(left), "masked": masked, "mask": mask}
+
+
 def hole_alpha(holes: torch.Tensor, margin: int) -> torch.Tensor:
     """holes: (N, 1, H, W) bool -> (N, 1, H, W) float weight of the generated view.
 
@@ -114,6 +142,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "model"
+    # The pixel-space conditions of each window (an attribute, so a test can watch them).
+    conditioning = staticmethod(conditioning)
 
     def __init__(self, model: SpatialDreamerModel, scheduler: EulerDiscreteScheduler) -> None:
         super().__init__()
@@ -495,22 +525,22 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         """
         model = self.model
         device = self._execution_device
-        left = _to_unit(torch.stack([f.left for f in items])).to(device)
-        warped = _to_unit(torch.stack([f.warped for f in items])).to(device)
-        holes = torch.stack([f.holes for f in items]).to(device).float()
-        aug = torch.stack([f.aug for f in items]).to(device)
+        pixels = self.conditioning(
+            torch.stack([f.left for f in items]).to(device),
+            torch.stack([f.warped for f in items]).to(device),
+            torch.stack([f.holes for f in items]).to(device),
+            torch.stack([f.aug for f in items]).to(device),
+            noise_aug_strength=settings.added_time_ids[2],
+        )
         noise = torch.stack([f.noise for f in items]).to(device)
 
         with self._on_device("encode"):
-            reference = model.encode_images(left).float()
-            # The masked target view x1~ as in training: holes zeroed in [-1, 1], then SVD's
-            # conditioning noise augmentation in pixel space.
-            masked_view = warped * (1.0 - holes) + settings.added_time_ids[2] * aug
-            masked = model.encode_images(masked_view).float()
+            reference = model.encode_images(pixels["reference"]).float()
+            masked = model.encode_images(pixels["masked"]).float()
             # The first reference frame stands for the window, as in training.
-            embedding = model.image_embeddings(left[:1]).float()
-        vae_factor = left.shape[-1] // reference.shape[-1]
-        mask = F.max_pool2d(holes, kernel_size=vae_factor)
+            embedding = model.image_embeddings(pixels["reference"][:1]).float()
+        vae_factor = pixels["reference"].shape[-1] // reference.shape[-1]
+        mask = F.max_pool2d(pixels["mask"], kernel_size=vae_factor)
 
         cfg = settings.guidance > 1.0
         batch = 2 if cfg else 1
@@ -535,6 +565,12 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         z = noise * sigmas[0]
         trajectory = []
         with self._on_device("denoise"):
+            # The RefinerNet + TIL tokens depend only on the reference: once per window, not once
+            # per step (model.reference_bank). With tiles, each tile's bank would have to be
+            # kept for the whole window, so tiles (a memory control) recompute it instead.
+            bank = None
+            if settings.tile is None:
+                bank = model.reference_bank(reference_b, embed_b.to(dtype))
             for i in self.progress_bar(range(settings.steps)):
                 sigma, sigma_next = sigmas[i], sigmas[i + 1]
                 c_in = 1.0 / (sigma**2 + 1.0).sqrt()
@@ -546,7 +582,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
                 def unet(noisy, masked_view, hole_mask, ref, timestep=timestep):
                     return model(
                         noisy, timestep, masked_view, hole_mask, ref, embed_b.to(dtype),
-                        time_ids, deviation=deviation,
+                        time_ids, deviation=deviation, reference_bank=bank,
                     )  # fmt: skip
 
                 spatial = [z_b * c_in, masked_b, mask_b, reference_b]

@@ -17,6 +17,7 @@ class; ``spatialdreamer`` blends in latent space inside the pipeline instead.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -285,6 +286,16 @@ class SpatialDreamer(StereoMethod):
         )
         # The converter draws its own progress bar; per-window sampling bars would interleave.
         self.pipe.set_progress_bar_config(disable=True)
+        trained = self.pipe.model.config.deviation_range
+        if config.deviation is not None and trained is not None:
+            low, high = trained
+            if not low <= config.deviation <= high:
+                warnings.warn(
+                    f"deviation strength {config.deviation} lies outside the 5-95% range the "
+                    f"model was trained on ({low:.4g} to {high:.4g}); expect distortions "
+                    "(paper Fig. 4)",
+                    stacklevel=2,
+                )
         if config.offload:
             self.pipe.enable_model_cpu_offload(device=device)
         else:

@@ -66,6 +66,23 @@ TEMPORAL_MARKERS = (
 )
 
 
+def svd_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """diffusers' ``_resize_with_antialiasing`` (Gaussian blur + bicubic), the resize SVD's CLIP
+    input gets. Imported on first use with transformers' logging quietened: importing the SVD
+    pipeline module makes transformers warn that torchvision is missing (it is not needed)."""
+    from transformers.utils import logging
+
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+            _resize_with_antialiasing,
+        )
+    finally:
+        logging.set_verbosity(verbosity)
+    return _resize_with_antialiasing(images, size)
+
+
 def is_temporal_parameter(name: str) -> bool:
     """Whether a denoising U-Net parameter name belongs to its temporal layers (paper 3.5)."""
     return any(marker in name for marker in TEMPORAL_MARKERS)
@@ -283,6 +300,25 @@ class SpatialDreamerModel(nn.Module):
         return self
 
     # ----------------------------------------------------------------------- conditioning
+    @contextlib.contextmanager
+    def _vae_precision(self) -> Iterator[torch.dtype]:
+        """Run the VAE in float32 when it is half precision and its config sets ``force_upcast``
+        (SVD's does: its decoder overflows in float16), as diffusers' SVD pipeline does around
+        every encode and decode; bfloat16 is upcast too (range is not its problem, but the
+        conditioning latents lose precision). Yields the dtype the VAE runs in."""
+        vae = self.vae
+        dtype = next(vae.parameters()).dtype
+        upcast = dtype in (torch.float16, torch.bfloat16) and getattr(
+            vae.config, "force_upcast", False
+        )
+        if upcast:
+            vae.to(torch.float32)
+        try:
+            yield torch.float32 if upcast else dtype
+        finally:
+            if upcast:
+                vae.to(dtype)
+
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """images: (N, 3, H, W) in [-1, 1] -> latents (N, 4, H/8, W/8) x vae scaling_factor.
@@ -290,25 +326,29 @@ class SpatialDreamerModel(nn.Module):
         Uses the posterior mode (deterministic), as SVD does for its conditioning latents.
         """
         _check_images(images, "encode_images")
-        vae_dtype = next(self.vae.parameters()).dtype
-        posterior = self.vae.encode(images.to(vae_dtype)).latent_dist
-        return posterior.mode() * self.vae.config.scaling_factor
+        with self._vae_precision() as vae_dtype:
+            posterior = self.vae.encode(images.to(vae_dtype)).latent_dist
+            return posterior.mode() * self.vae.config.scaling_factor
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, num_frames: int) -> torch.Tensor:
         """latents: (N, 4, h, w) as encode_images gives, N = clips x frames -> (N, 3, 8h, 8w)."""
-        vae_dtype = next(self.vae.parameters()).dtype
-        scaled = latents.to(vae_dtype) / self.vae.config.scaling_factor
-        return self.vae.decode(scaled, num_frames=num_frames).sample
+        with self._vae_precision() as vae_dtype:
+            scaled = latents.to(vae_dtype) / self.vae.config.scaling_factor
+            return self.vae.decode(scaled, num_frames=num_frames).sample
 
     @torch.no_grad()
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (N, 3, H, W) in [-1, 1] -> CLIP image_embeds (N, 1, D), as SVD conditions."""
+        """images: (N, 3, H, W) in [-1, 1] -> CLIP image_embeds (N, 1, D), as SVD conditions.
+
+        The preprocessing of diffusers' ``StableVideoDiffusionPipeline._encode_image``: resize to
+        the encoder's size with its Gaussian-antialiased bicubic resize (on [-1, 1], as the
+        original implementation does), back to [0, 1], then the feature extractor's
+        normalisation, done in torch so the images stay on their device.
+        """
         _check_images(images, "image_embeddings")
         size = self.image_encoder.config.image_size
-        pixels = nn.functional.interpolate(
-            images.float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True
-        )
+        pixels = svd_resize(images.float(), (size, size))
         pixels = (pixels + 1.0) / 2.0
         mean, std = CLIP_MEAN, CLIP_STD
         if self.feature_extractor is not None:
@@ -337,6 +377,36 @@ class SpatialDreamerModel(nn.Module):
         )
 
     # ----------------------------------------------------------------------------- forward
+    def reference_bank(
+        self, reference_latents: torch.Tensor, image_embeddings: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The reference tokens of every paired layer: RefinerNet (write mode) on x2 + TIL.
+
+        reference_latents: (B, F, 4, h, w) latents of the reference view (encode_images scale);
+        image_embeddings: (B, 1, D). Returns one (B*F, L_k, C_k) tensor per ReferencePair.
+
+        The RefinerNet runs on the clean reference latents at timestep 0 (the ReferenceNet
+        family's choice; the paper gives it no noise level) and TIL mixes only reference tokens
+        of neighbouring frames (Eq. 3), so the bank depends on neither the noisy latents nor the
+        noise level: a sampler computes it once per window and passes it to every step's
+        ``forward(reference_bank=...)``.
+        """
+        batch, frames = reference_latents.shape[:2]
+        reference_context = image_embeddings.repeat_interleave(frames, dim=0)
+        refiner_dtype = self.refiner.dtype
+        self.refiner(
+            reference_latents.flatten(0, 1).to(refiner_dtype),
+            torch.zeros(batch * frames, device=reference_latents.device),
+            encoder_hidden_states=reference_context.to(refiner_dtype),
+        )
+        bank = []
+        for index, pair in enumerate(self.pairs):
+            tokens = pair.write.tokens
+            if self.til is not None:
+                tokens = self.til[index](tokens, frames)
+            bank.append(tokens)
+        return bank
+
     def forward(
         self,
         noisy_latents: torch.Tensor,
@@ -347,6 +417,7 @@ class SpatialDreamerModel(nn.Module):
         image_embeddings: torch.Tensor,
         added_time_ids: torch.Tensor,
         deviation: torch.Tensor | None = None,
+        reference_bank: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """One denoising U-Net evaluation with reference attention (paper Fig. 2).
 
@@ -356,7 +427,9 @@ class SpatialDreamerModel(nn.Module):
         (B, F, 4, h, w) latents of x2 (encode_images scale); image_embeddings: (B, 1, D) CLIP
         embedding of the reference view; added_time_ids: (B, 3) [fps - 1, motion_bucket_id,
         noise_aug_strength]; deviation: (B,) stereo deviation strength s, None ->
-        config.default_deviation. Returns the U-Net output (B, F, 4, h, w).
+        config.default_deviation; reference_bank: ``reference_bank(reference_latents,
+        image_embeddings)`` computed once for several calls (None: computed here).
+        Returns the U-Net output (B, F, 4, h, w).
         """
         _check_latents(noisy_latents, masked_latents, mask, reference_latents)
         batch, frames = noisy_latents.shape[:2]
@@ -375,18 +448,14 @@ class SpatialDreamerModel(nn.Module):
         if deviation.shape != (batch,):
             raise ValueError(f"deviation must be ({batch},), got {tuple(deviation.shape)}")
 
-        # RefinerNet (write mode) on x2 at timestep 0, one image per frame.
-        reference_context = image_embeddings.repeat_interleave(frames, dim=0)
-        refiner_dtype = self.refiner.dtype
-        self.refiner(
-            reference_latents.flatten(0, 1).to(refiner_dtype),
-            torch.zeros(batch * frames, device=noisy_latents.device),
-            encoder_hidden_states=reference_context.to(refiner_dtype),
-        )
-        for index, pair in enumerate(self.pairs):
-            tokens = pair.write.tokens
-            if self.til is not None:
-                tokens = self.til[index](tokens, frames)
+        if reference_bank is None:
+            reference_bank = self.reference_bank(reference_latents, image_embeddings)
+        if len(reference_bank) != len(self.pairs) or reference_bank[0].shape[0] != batch * frames:
+            raise ValueError(
+                f"reference_bank must hold {len(self.pairs)} tensors of batch*frames = "
+                f"{batch * frames} rows (from reference_bank() on this call's reference)"
+            )
+        for pair, tokens in zip(self.pairs, reference_bank, strict=True):
             # Kept until the next forward: gradient checkpointing re-reads it during backward.
             pair.read.reference = tokens
 

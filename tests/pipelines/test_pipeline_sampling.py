@@ -268,3 +268,27 @@ def test_bad_tile_settings_raise(pipe, tile_size, tile_overlap, message):
     with pytest.raises(ValueError, match=message):
         pipe.right_views(left, warped, holes, steps=1, tile_size=tile_size,
                          tile_overlap=tile_overlap)  # fmt: skip
+
+
+def test_reference_features_are_computed_once_per_window(pipe, monkeypatch):
+    """The RefinerNet (+ TIL) bank is computed once per window, not once per step, and the
+    result is identical to recomputing it at every step."""
+    window, _ = pipe.resolve_window(None, None)
+    left, warped, holes = make_chunk(window)
+    calls = []
+    hook = pipe.model.refiner.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        reused = pipe.right_views(left, warped, holes, steps=3, keep_known=False)
+        assert len(calls) == 1  # one window, three steps
+        calls.clear()
+        forward = pipe.model.forward
+
+        def recomputing(*args, reference_bank=None, **kwargs):
+            return forward(*args, **kwargs)  # drops the bank: the refiner runs every step
+
+        monkeypatch.setattr(pipe.model, "forward", recomputing)
+        fresh = pipe.right_views(left, warped, holes, steps=3, keep_known=False)
+        assert len(calls) == 1 + 3  # the (now unused) bank, then every step
+    finally:
+        hook.remove()
+    np.testing.assert_array_equal(reused, fresh)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
+import cv2
+import numpy as np
 import pytest
 import torch
 from diffusers import UNetSpatioTemporalConditionModel
 
 from pipelines.model import SpatialDreamerModel, deviation_strength
+from pipelines.model.spatialdreamer import svd_resize
 
 
 def test_conv_in_is_widened_with_a_zero_mask_channel(
@@ -130,3 +135,65 @@ def test_encode_images_and_image_embeddings(tiny_model: SpatialDreamerModel) -> 
     assert not any(p.requires_grad for p in tiny_model.image_encoder.parameters())
     decoded = tiny_model.decode_latents(latents, num_frames=3)
     assert decoded.shape == (3, 3, 64, 64)
+
+
+def test_clip_preprocessing_equals_diffusers_svd_encode_image(
+    tiny_model: SpatialDreamerModel,
+) -> None:
+    """model.image_embeddings against diffusers' own StableVideoDiffusionPipeline._encode_image
+    on the same image (a CLIP encoder at SVD's 224 px input, OpenAI mean/std)."""
+    from diffusers import StableVideoDiffusionPipeline
+    from PIL import Image
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from pipelines.model.spatialdreamer import CLIPImageProcessor
+
+    torch.manual_seed(0)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4,
+            intermediate_size=37, image_size=224, patch_size=32,
+        )
+    ).eval()  # fmt: skip
+    extractor = CLIPImageProcessor(crop_size=224, size=224)
+    tiny_model.image_encoder, tiny_model.feature_extractor = encoder, extractor
+    svd = StableVideoDiffusionPipeline(
+        vae=tiny_model.vae, image_encoder=encoder, unet=tiny_model.unet,
+        scheduler=tiny_model.scheduler, feature_extractor=extractor,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    pixels = cv2.GaussianBlur(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), (5, 5), 1.5)
+    with torch.no_grad():
+        expected = svd._encode_image(Image.fromarray(pixels), "cpu", 1, False)
+    image = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    ours = tiny_model.image_embeddings(image)
+    assert ours.shape == expected.shape == (1, 1, 32)
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+    # The resize matters: a plain antialiased bicubic (the pre-fix preprocessing) differs.
+    plain = torch.nn.functional.interpolate(
+        image, size=(224, 224), mode="bicubic", align_corners=False, antialias=True
+    )
+    assert (plain - svd_resize(image, (224, 224))).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_vae_runs_in_float32_when_force_upcast_is_set(
+    tiny_model: SpatialDreamerModel, half: torch.dtype
+) -> None:
+    vae = tiny_model.vae
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    vae.to(half)
+    reference = copy.deepcopy(vae).to(torch.float32)  # the same (rounded) weights in float32
+    seen: list[torch.dtype] = []
+    hook = vae.encoder.conv_in.register_forward_pre_hook(lambda m, a: seen.append(a[0].dtype))
+    vae.register_to_config(force_upcast=True)
+    latents = tiny_model.encode_images(images)
+    expected = reference.encode(images).latent_dist.mode() * vae.config.scaling_factor
+    torch.testing.assert_close(latents, expected, atol=0, rtol=0)
+    decoded = tiny_model.decode_latents(latents, num_frames=2)
+    assert decoded.dtype == torch.float32
+    assert next(vae.parameters()).dtype == half  # cast back after each call
+    vae.register_to_config(force_upcast=False)
+    tiny_model.encode_images(images)
+    hook.remove()
+    assert seen == [torch.float32, half]

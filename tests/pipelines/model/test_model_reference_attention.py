@@ -195,3 +195,24 @@ def test_paper_size_svd_and_sd21_pair_one_to_one() -> None:
     down, mid, up = [320, 320, 640, 640, 1280, 1280], [1280], [1280] * 3 + [640] * 3 + [320] * 3
     assert [pair.channels for pair in pairs] == down + mid + up
     assert [pair.unet_name for pair in pairs] == [pair.refiner_name for pair in pairs]
+
+
+def test_a_precomputed_reference_bank_gives_the_same_output_at_any_step(
+    tiny_model: SpatialDreamerModel, inputs: dict[str, torch.Tensor]
+) -> None:
+    """The RefinerNet runs at timestep 0 on the reference and TIL mixes reference tokens only,
+    so the bank computed once serves every denoising step: same output as recomputing it."""
+    tiny_model.enable_til()
+    with torch.no_grad():
+        for module in tiny_model.til:  # TIL starts as a no-op; make it act
+            torch.nn.init.normal_(module.out.weight, std=0.5)
+        bank = tiny_model.reference_bank(inputs["reference_latents"], inputs["image_embeddings"])
+        for step in range(3):  # other noisy latents and noise levels, as at later steps
+            noisy = inputs["noisy_latents"] * (step + 1) + step
+            call = {**inputs, "noisy_latents": noisy, "timesteps": inputs["timesteps"] - step}
+            assert torch.equal(tiny_model(**call, reference_bank=bank), tiny_model(**call))
+        wrong = tiny_model.reference_bank(
+            inputs["reference_latents"][:1], inputs["image_embeddings"][:1]
+        )
+        with pytest.raises(ValueError, match="reference_bank"):
+            tiny_model(**inputs, reference_bank=wrong)
