@@ -118,5 +118,23 @@ def load_trainable(model: nn.Module, checkpoint: Path) -> None:
             parameters[name].copy_(value)
 
 
+def load_ema(parameters: list[nn.Parameter], checkpoint: Path) -> None:
+    """Copy the EMA weights of ``checkpoint`` into ``parameters`` (the trainable parameters of
+    the run's stage, in the order the run's EMAModel was built with)."""
+    path = checkpoint / "ema.pt"
+    if not path.is_file():
+        raise ValueError(
+            f"{checkpoint} has no EMA weights ({path.name}): the run did not train with run.ema"
+        )
+    shadow = torch.load(path, map_location="cpu", weights_only=True)["shadow_params"]
+    if len(shadow) != len(parameters) or any(
+        s.shape != p.shape for s, p in zip(shadow, parameters, strict=False)
+    ):
+        raise ValueError(f"{path}: the EMA weights do not match the run's trainable parameters")
+    with torch.no_grad():
+        for parameter, value in zip(parameters, shadow, strict=True):
+            parameter.copy_(value)
+
+
 def load_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / "state.json").read_text())

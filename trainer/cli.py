@@ -28,6 +28,13 @@ def fit(
     init_from: Annotated[
         str | None, typer.Option(help="Stage 2: a stage-1 run directory or exported model.")
     ] = None,
+    init_ema: Annotated[
+        bool | None,
+        typer.Option(
+            "--init-ema/--no-init-ema",
+            help="Stage 2: start from the --init-from run's EMA weights.",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
     steps: Annotated[int | None, typer.Option(help="Total optimisation steps.")] = None,
     svd: Annotated[str | None, typer.Option(help="SVD hub id or local dir.")] = None,
@@ -49,7 +56,7 @@ def fit(
         cfg = load_config(config, preset=preset, stage=stage)
         overrides = {
             "data": {"shards": shards, **given(batch_size=batch_size, resolution=resolution)},
-            "model": given(init_from=init_from, svd=svd, refiner=refiner),
+            "model": given(init_from=init_from, init_ema=init_ema, svd=svd, refiner=refiner),
             "run": given(steps=steps, mixed_precision=mixed_precision, grad_accum=grad_accum),
         }
         cfg = apply_overrides(cfg, {k: v for k, v in overrides.items() if v})
@@ -65,14 +72,24 @@ def fit(
 def export(
     run: Annotated[Path, typer.Argument(help="Run directory (uses its last checkpoint).")],
     out: Annotated[Path, typer.Option(help="Directory for the diffusers-style model.")],
+    ema: Annotated[
+        bool, typer.Option(help="Export the EMA weights (the run must train with run.ema).")
+    ] = False,
 ) -> None:
-    """Write the trained model as a directory the inference pipeline loads."""
-    from trainer.stages import load_model
+    """Write the trained model as a directory the inference pipeline loads, with the stereo
+    deviation strength measured on the training data as its default (median) and range."""
+    from trainer.stages import export_model
 
     try:
-        model = load_model(run)
+        model = export_model(run, out, ema=ema)
     except ValueError as error:
         typer.echo(f"trainer export: {error}", err=True)
         raise typer.Exit(2) from None
-    model.save_pretrained(out)
+    config = model.config
     typer.echo(f"model written to {out.resolve()}")
+    if config.deviation_range is not None:
+        low, high = config.deviation_range
+        typer.echo(
+            f"deviation strength: default {config.default_deviation:.4g} (training median over "
+            f"{config.deviation_samples} samples), training range 5-95% {low:.4g}-{high:.4g}"
+        )

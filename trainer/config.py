@@ -30,9 +30,14 @@ class ModelSource:
     refiner: str = "stabilityai/stable-diffusion-2-1"
     init_from: str | None = None
     """Stage 2: a stage-1 run directory (its last checkpoint) or an exported model directory."""
+    init_ema: bool = False
+    """Stage 2 from a run directory: start from its EMA weights (the run must have trained with
+    ``run.ema``)."""
     til_lambda: float = 0.6
     til_frames: int = 8
     default_deviation: float = 0.1
+    """Stereo deviation strength used before the training data's median is known (Eq. 4):
+    ``trainer export`` replaces it with the median measured during training."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Run directory::
 
     RUN/config.json            resolved configuration and code version
     RUN/metrics.jsonl          one line per logged step (loss terms, lr, throughput, data skips)
+    RUN/deviation.jsonl        the stereo deviation strength s of every training sample, per step
     RUN/tensorboard/           the same scalars plus preview images
     RUN/previews/step_N.png    x1~ | x2 | denoised estimate | x1 for held-out samples
     RUN/checkpoints/step_N/    trainable weights, optimizer, scheduler, RNG, step
@@ -37,6 +38,7 @@ from trainer.checkpoint import (
 )
 from trainer.config import TrainConfig
 from trainer.data import DataCounters, make_loader
+from trainer.deviation import DeviationLog
 from trainer.objective import encode_batch, training_loss
 from trainer.preview import write_preview
 from trainer.stages import build_model, configure_stage
@@ -177,15 +179,19 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
     else:
         consumed = 0 if checkpoint is None else consumed
 
+    deviations = DeviationLog(run_dir)
     if accelerator.is_main_process:
         accelerator.init_trackers("tensorboard", config={"stage": config.stage})
+        deviations.truncate(start_step)  # a resumed run redoes the steps after its checkpoint
     metrics = run_dir / "metrics.jsonl"
     losses: list[float] = []
     counters = DataCounters()  # skips reported by the data workers, summed over this run
     tick, samples = time.perf_counter(), 0
+    logged_deviation: list[float] = []  # s of the samples since the last log line
     step = start_step
     while step < run.steps:
         terms = None
+        step_deviation: list[torch.Tensor] = []
         for _ in range(run.grad_accum):
             batch = _to_device(next(batches), accelerator.device)
             counters.update(batch)
@@ -198,6 +204,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
                 cond = encode_batch(core, batch, config.loss)
                 with accelerator.autocast():
                     terms = training_loss(model, cond, config.loss)
+                step_deviation.append(accelerator.gather(terms.deviation.float()))
                 finite = torch.isfinite(terms.total.detach()).float()
                 if accelerator.reduce(finite, reduction="sum").item() < accelerator.num_processes:
                     optimizer.zero_grad(set_to_none=True)
@@ -223,6 +230,10 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
         if ema is not None:
             ema.step(parameters)
         losses.append(loss)
+        if accelerator.is_main_process:
+            values = torch.cat(step_deviation).cpu().tolist()
+            deviations.append(step, values)
+            logged_deviation.extend(values)
 
         if step % run.log_every == 0 or step == run.steps:
             elapsed = time.perf_counter() - tick
@@ -232,6 +243,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
                 "loss_denoise": terms.denoise.float().item(),
                 "loss_stereo": terms.stereo.float().item(),
                 "sigma_mean": terms.sigma.float().mean().item(),
+                "deviation_mean": sum(logged_deviation) / max(len(logged_deviation), 1),
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_second": samples / max(elapsed, 1e-9),
                 "skipped_steps": skipped,
@@ -244,6 +256,10 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
             if accelerator.is_main_process:
                 with open(metrics, "a") as handle:
                     handle.write(json.dumps(record) + "\n")
+                if logged_deviation:
+                    writer = accelerator.get_tracker("tensorboard", unwrap=True)
+                    writer.add_histogram("train/deviation", torch.tensor(logged_deviation), step)
+            logged_deviation = []
         if step % run.checkpoint_every == 0 or step == run.steps:
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:

@@ -1,8 +1,9 @@
 """The training objective: SVD's EDM denoising loss plus the stereo-aware loss (paper Eq. 5-7).
 
-Roles (paper Fig. 2): in training the left view is the target (x1 is the ground truth, x1~ and
-M are its conditions) and the inpainted right view x2 is the reference fed to RefinerNet and to
-the CLIP image encoder.
+Roles (paper Fig. 2): in training the real frame x1 is the target (the ground truth; x~1 and M
+are its conditions) and the inpainted novel view x2 is the reference fed to RefinerNet and to
+the CLIP image encoder. x2 is the eye to the left of x1 (shard format v2), as the input left view
+is to the left of the generated right view at inference.
 
 EDM with sigma_data = 1 (SVD's v-prediction in Karras form, components.md):
 ``c_in = 1 / sqrt(s^2 + 1)``, ``c_skip = 1 / (s^2 + 1)``, ``c_out = -s / sqrt(s^2 + 1)``,
@@ -75,6 +76,8 @@ class LossTerms:
     stereo: Tensor
     sigma: Tensor
     """(B,) noise levels of the step, for logging."""
+    deviation: Tensor
+    """(B,) stereo deviation strength s(z0, z_ref) of the samples (Eq. 4), for the run's record."""
 
 
 def training_loss(
@@ -127,7 +130,7 @@ def training_loss(
     denoise = (weight * ((denoised - z0) ** 2).flatten(1).mean(1)).mean()
     stereo = ((deviation - deviation_strength(denoised, cond.reference)) ** 2).mean()
     total = denoise + config.lambda_d * stereo
-    return LossTerms(total, denoise.detach(), stereo.detach(), sigma.detach())
+    return LossTerms(total, denoise.detach(), stereo.detach(), sigma.detach(), deviation.detach())
 
 
 @torch.no_grad()

@@ -8,14 +8,16 @@ temporal layers and TIL are trained. The VAE and the CLIP image encoder are alwa
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 from torch import nn
 
 from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
-from trainer.checkpoint import latest_checkpoint, load_trainable
+from trainer.checkpoint import latest_checkpoint, load_ema, load_trainable
 from trainer.config import TrainConfig, config_from_dict
+from trainer.deviation import DeviationLog
 
 STAGE_GROUPS: dict[int, tuple[str, ...]] = {
     1: ("unet_spatial", "unet_conv_in", "refiner", "deviation"),
@@ -69,15 +71,21 @@ def build_model(config: TrainConfig, run_dir: Path) -> SpatialDreamerModel:
         return SpatialDreamerModel.from_components(model_config)
     if source.init_from is None:
         raise ValueError("stage 2 starts from a stage-1 run: set --init-from RUN (model.init_from)")
-    model = load_model(Path(source.init_from))
+    model = load_model(Path(source.init_from), ema=source.init_ema)
     if model.til is None:
         model.enable_til()
     return model
 
 
-def load_model(path: Path) -> SpatialDreamerModel:
-    """A model from an exported directory or from a run's last checkpoint."""
+def load_model(path: Path, *, ema: bool = False) -> SpatialDreamerModel:
+    """A model from an exported directory or from a run's last checkpoint (its EMA weights when
+    ``ema``)."""
     if (path / "spatialdreamer.json").exists():
+        if ema:
+            raise ValueError(
+                f"{path} is an exported model: EMA weights come from a run directory (export "
+                "them with `trainer export RUN --ema`)"
+            )
         return SpatialDreamerModel.from_pretrained(path)
     config_file = path / "config.json"
     if not config_file.exists():
@@ -87,6 +95,28 @@ def load_model(path: Path) -> SpatialDreamerModel:
     checkpoint = latest_checkpoint(path)
     if checkpoint is None:
         raise ValueError(f"run {path} has no checkpoint yet")
-    configure_stage(model, config.stage)
+    parameters = configure_stage(model, config.stage)
     load_trainable(model, checkpoint)
+    if ema:
+        load_ema(parameters, checkpoint)
+    return model
+
+
+def export_model(run: Path, out: Path, *, ema: bool = False) -> SpatialDreamerModel:
+    """`trainer export`: the run's last checkpoint (or its EMA weights) as a model directory, with
+    the stereo deviation strength measured on the training data (paper Eq. 4) as the default
+    strength (its median) and the range users should stay in (5-95%)."""
+    model = load_model(run, ema=ema)
+    if (run / "config.json").exists():
+        checkpoint = latest_checkpoint(run)
+        step = json.loads((checkpoint / "state.json").read_text())["step"] if checkpoint else None
+        summary = DeviationLog(run).summary(up_to_step=step)
+        if summary is not None:
+            model.config = dataclasses.replace(
+                model.config,
+                default_deviation=summary.median,
+                deviation_range=(summary.low, summary.high),
+                deviation_samples=summary.count,
+            )
+    model.save_pretrained(out)
     return model

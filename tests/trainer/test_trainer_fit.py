@@ -19,6 +19,7 @@ import torch
 
 from trainer.config import apply_overrides, preset_config
 from trainer.data import make_loader
+from trainer.deviation import DeviationLog
 from trainer.loop import fit
 from trainer.objective import encode_batch, training_loss
 from trainer.stages import build_model, load_model
@@ -145,6 +146,12 @@ def test_resume_after_a_real_kill_repeats_the_uninterrupted_losses(two_clip_shar
     assert got and all(step > 20 for step in got)
     for step, loss in got.items():
         assert loss == pytest.approx(expected[step], rel=1e-5, abs=1e-7), step
+    # The deviation record holds each step once, as the uninterrupted run's does.
+    record = DeviationLog(killed).records()
+    assert [step for step, _ in record] == list(range(1, 31))
+    values = [v for _, step_values in record for v in step_values]
+    expected_values = [v for _, vs in DeviationLog(reference).records() for v in vs]
+    assert values == pytest.approx(expected_values, rel=1e-5)
 
 
 def test_starting_over_an_existing_run_needs_resume(two_clip_shards, tmp_path):
