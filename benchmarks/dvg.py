@@ -41,7 +41,7 @@ def make_inputs(folder: Path, width: int, height: int, frames: int, videos: int)
 def paper_models(folder: Path, size: str = "paper") -> dict[str, dict]:
     """DPT-hybrid, SD-2-inpainting and RAFT-large with random weights in their real formats,
     written once into ``folder`` (reused when already there). ``size``: ``paper`` (the published
-    architectures) or ``tiny`` (test-size DPT and SD, for a CPU)."""
+    architectures) or ``tiny`` (test-size DPT and SD and RAFT-small, for a CPU)."""
     from dvg.backends.random_weights import (
         save_random_dpt,
         save_random_raft,
@@ -54,8 +54,8 @@ def paper_models(folder: Path, size: str = "paper") -> dict[str, dict]:
         _on_gpu_if_any(lambda: save_random_dpt(paths["depth"], tiny=tiny))
     if not (paths["inpaint"] / "model_index.json").exists():
         _on_gpu_if_any(lambda: save_random_sd_inpaint(paths["inpaint"], tiny=tiny))
-    if not paths["flow"].exists():
-        save_random_raft(paths["flow"], variant="large")
+    if not paths["flow"].exists():  # the backend infers the variant from the weights
+        save_random_raft(paths["flow"], variant="small" if tiny else "large")
     return {kind: {"model": str(path)} for kind, path in paths.items()}
 
 

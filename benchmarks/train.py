@@ -182,8 +182,8 @@ def report_random_model(model_size: str, rows: list[dict]) -> str:
             f"{r['step_seconds'] * 1000:.0f} ms",
             f"{r['samples_per_second']:.2f}",
             "no GPU" if gpu is None else f"{gpu / 2**30:.1f} GiB",
-            "n/a" if flops is None else f"{flops / 1e12:.2f}",
-            "n/a" if achieved is None else f"{achieved:.1f}",
+            "n/a" if flops is None else f"{flops / 1e12:.3g}",
+            "n/a" if achieved is None else f"{achieved:.3g}",
             "n/a" if mfu is None else f"{100 * mfu:.1f}%",
             f"{r['loader_samples_per_second']:.1f}",
         ]

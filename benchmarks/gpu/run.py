@@ -222,10 +222,8 @@ def _stop(process: subprocess.Popen) -> None:
 
 def write_section(out: Path, part: Part, record: dict, command: str) -> None:
     """The part's section of ``out/benchmarks.md``: its rows so far, or why there are none."""
-    lines = [f"## {part.title}", ""]
-    lines.append(
-        f"Part `{part.name}` of `{command}`: {record['status']} after {record.get('seconds', 0)} s."
-    )
+    ran = f" after {record['seconds']} s" if "seconds" in record else ""
+    lines = [f"## {part.title}", "", f"Part `{part.name}` of `{command}`: {record['status']}{ran}."]
     if record.get("markdown"):
         lines += ["", record["markdown"]]
     else:
