@@ -164,6 +164,7 @@ def check_environment(smoke: bool) -> tuple[dict, str | None]:
             "peak_bf16": peak_bf16_tflops(name),
             "matmul_bf16_tflops": round(matmul_tflops(), 1),
         }
+        torch.cuda.empty_cache()  # the parts get the whole card, less this process's context
     if missing:
         return env, (
             "missing packages: " + "; ".join(missing) + ". Carry them as wheels "
@@ -189,13 +190,17 @@ def run_part(part: Part, out: Path, work: Path, smoke: bool, seconds: float) -> 
         env["OMP_NUM_THREADS"] = "1"
     print(f"== part {part.name}: up to {seconds:.0f} s: {' '.join(command)}", flush=True)
     start = time.monotonic()
-    process = subprocess.Popen(command, env=env, start_new_session=True)
+    # Its own process group (not session: the device tool ends what a command leaves running
+    # unless it started a new session), so stopping it stops its children too.
+    process = subprocess.Popen(command, env=env, process_group=0)
     try:
         code = process.wait(timeout=seconds)
         status = "ok" if code == 0 else f"failed (exit status {code})"
     except subprocess.TimeoutExpired:
-        _stop(process)
         status = f"stopped at its time budget of {seconds:.0f} s"
+    finally:  # also when this run is itself stopped (SIGTERM, Ctrl-C)
+        if process.poll() is None:
+            _stop(process)
     record = {"part": part.name, "status": status, "budget_s": round(seconds, 1)}
     record["seconds"] = round(time.monotonic() - start, 1)
     record["command"] = command
@@ -218,6 +223,10 @@ def _stop(process: subprocess.Popen) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def _terminated(signum, frame) -> None:
+    raise SystemExit(f"gpu run: stopped by signal {signum}")
 
 
 def write_section(out: Path, part: Part, record: dict, command: str) -> None:
@@ -247,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown part(s) {sorted(unknown)}; known: {[p.name for p in PARTS]}")
     args.out.mkdir(parents=True, exist_ok=True)
     command = "bash benchmarks/gpu/run.sh" + (" --smoke" if args.smoke else "")
+    signal.signal(signal.SIGTERM, _terminated)
 
     env, problem = check_environment(args.smoke)
     env["problem"] = problem

@@ -17,7 +17,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1
 {
-    echo "gpu run: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(hostname), $PYTHON = $(command -v "$PYTHON")"
+    echo "gpu run: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), $PYTHON = $(command -v "$PYTHON")"
     if compgen -G "$WHEELS/*.whl" >/dev/null; then
         rm -rf "$SITE"
         "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
