@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= demo_output
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench gpu-wheels gpu-smoke clean
 
 # torch is pinned first so pip takes the local CPU wheel (or the CUDA build on a GPU machine)
 # and the project's `torch>=2.4` is then already satisfied.
@@ -42,5 +42,14 @@ bench: install
 	$(BIN)/python -m benchmarks.train --stage 1 --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.train --stage 2 --write docs/benchmarks.md
 
+# The GPU run (docs/benchmarks.md, "GPU run"): the wheels the GPU machine lacks, for its Python
+# 3.12, with their size against the device tool's 64 MiB upload limit. Needs only python3 + pip.
+gpu-wheels:
+	$(PYTHON) -m benchmarks.gpu.wheels --dest .gpu-wheels
+
+# The same run with tiny sizes on this CPU (what tests/benchmarks/test_gpu_run.py runs).
+gpu-smoke: install
+	OUT=gpu_smoke PYTHON=$(BIN)/python bash benchmarks/gpu/run.sh --smoke
+
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache gpu_smoke

@@ -6,10 +6,12 @@ Each section records the machine, the exact command and the date, so figures can
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import shlex
 import sys
+import traceback
 from pathlib import Path
 
 import torch
@@ -53,3 +55,19 @@ def update_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` atomically (a reader never sees half a file): benchmarks
+    that a time budget may stop rewrite it after every finished row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(partial, path)
+
+
+def row_error(error: BaseException) -> str:
+    """One table-safe line naming a failed row's error (the traceback goes to stderr)."""
+    traceback.print_exception(error, file=sys.stderr)
+    text = " ".join(f"{type(error).__name__}: {error}".split()).replace("|", "/")
+    return text[:200]

@@ -22,21 +22,22 @@ default.
 
 measures the ``spatialdreamer`` method instead: an exported model with the paper's architecture
 (SVD-xt U-Net + SD2.1 RefinerNet + TIL, random weights, ``pipelines.model.paper_size``) converts
-16:9 clips of each width with and without the memory controls (float32; float16; float16 +
-model CPU offload + 2-frame VAE decode chunks; the same + 512-pixel U-Net tiles), reporting
-frames/s and peak GPU memory (``torch.cuda.max_memory_allocated``, weights included). It needs
-a GPU to run at a useful speed; ``--model-size tiny`` runs the same code with the test-size
-model anywhere.
+16:9 clips of each width with and without the memory controls (``--settings``, default
+fp32,fp16,fp16-offload,fp16-offload-tiles; see SETTINGS), reporting frames/s, frames/s without
+model loading and peak GPU memory (``torch.cuda.max_memory_allocated``, weights included). It
+needs a GPU to run at a useful speed; ``--model-size tiny`` runs the same code with the
+test-size model anywhere. ``--rows 512:fp16,1024:fp16-offload-tiles`` gives (width, setting)
+rows in the order to run them instead of every width with every setting; ``--models DIR`` writes
+(or reuses) the random model there (``benchmarks._models``); ``--json`` rewrites a results
+file after every row.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
@@ -46,13 +47,25 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from benchmarks._report import header, update_section
+from benchmarks._fresh import run_script
+from benchmarks._models import exported_model
+from benchmarks._report import header, row_error, update_section, write_json
 
+# One conversion; model loading (``create_method``) is timed on its own, so frames/s can be
+# given with and without it.
 MEASURE = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, time
+    import pipelines.convert.converter as converter
     from pipelines.convert import ConvertConfig, convert
     video, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    create, loading = converter.create_method, []
+    def timed_create(*args, **kwargs):
+        start = time.perf_counter()
+        method = create(*args, **kwargs)
+        loading.append(time.perf_counter() - start)
+        return method
+    converter.create_method = timed_create
     result = convert(video, out, ConvertConfig(**settings))
     status = open("/proc/self/status").read().split("VmHWM:")[1]
     import torch
@@ -61,40 +74,26 @@ MEASURE = textwrap.dedent(
         "frames": result.frames,
         "seconds": result.seconds,
         "fps": result.fps,
+        "load_seconds": sum(loading),
         "peak_rss": int(status.split()[0]) * 1024,
         "peak_gpu": gpu,
     }))
     """
 )
 
-BUILD_MODEL = textwrap.dedent(
-    """
-    import sys, tempfile, torch
-    from pathlib import Path
-    from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
-    from pipelines.model.paper_size import save_paper_sd, save_paper_svd
-    out, size = Path(sys.argv[1]), sys.argv[2]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    with tempfile.TemporaryDirectory() as tmp:
-        if size == "paper":
-            svd = save_paper_svd(Path(tmp) / "svd", device=device)
-            sd = save_paper_sd(Path(tmp) / "sd", seed=1, device=device)
-        else:
-            svd, sd = save_tiny_svd(Path(tmp) / "svd"), save_tiny_sd(Path(tmp) / "sd", seed=1)
-        config = ModelConfig(svd=str(svd), refiner=str(sd), til=True)
-        SpatialDreamerModel.from_components(config).save_pretrained(out)
-    """
-)
-
-# (row name, ConvertConfig settings) of the SpatialDreamer rows: without and with the controls.
-PIPELINE_SETTINGS = [
-    ("float32", {"dtype": "float32"}),
-    ("float16", {"dtype": "float16"}),
-    ("float16 + CPU offload + VAE decode chunks of 2",
-     {"dtype": "float16", "offload": True, "decode_chunk_size": 2}),
-    ("float16 + CPU offload + VAE decode chunks of 2 + 512-pixel U-Net tiles",
-     {"dtype": "float16", "offload": True, "decode_chunk_size": 2, "tile_size": 512}),
-]  # fmt: skip
+# name -> (row label, ConvertConfig settings) of the SpatialDreamer rows: without and with the
+# memory controls.
+SETTINGS: dict[str, tuple[str, dict]] = {
+    "fp32": ("float32", {"dtype": "float32"}),
+    "fp16": ("float16", {"dtype": "float16"}),
+    "bf16": ("bfloat16", {"dtype": "bfloat16"}),
+    "fp16-offload": ("float16 + CPU offload + VAE decode chunks of 2",
+                     {"dtype": "float16", "offload": True, "decode_chunk_size": 2}),
+    "fp16-offload-tiles": (
+        "float16 + CPU offload + VAE decode chunks of 2 + 512-pixel U-Net tiles",
+        {"dtype": "float16", "offload": True, "decode_chunk_size": 2, "tile_size": 512}),
+}  # fmt: skip
+DEFAULT_SETTINGS = "fp32,fp16,fp16-offload,fp16-offload-tiles"
 
 
 def make_clip(folder: Path, width: int, height: int, frames: int, length: int) -> Path:
@@ -133,35 +132,41 @@ def measure(video: Path, out: Path, settings: dict, mmap_threshold: bool = False
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def run_script(script: str, args: list[str], env: dict[str, str], what: str) -> str:
-    """Run ``script`` in a fresh Python process with this checkout importable; its stdout."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **env}
-    run = subprocess.run(
-        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, check=False
-    )
-    if run.returncode != 0:
-        raise RuntimeError(f"{what} failed:\n{run.stderr[-3000:]}")
-    return run.stdout
-
-
-def make_model(folder: Path, size: str) -> Path:
-    """An exported SpatialDreamer model folder with random weights (``size``: ``paper`` or
-    ``tiny``), written by a fresh process so the GPU it used is released."""
-    run_script(BUILD_MODEL, [str(folder), size], {}, f"building the {size} model")
-    return folder
+def spatialdreamer_rows(rows: str | None, widths: str, settings: str) -> list[tuple[int, str]]:
+    """(width, setting name) pairs: ``rows`` ("512:fp16,1024:bf16") in its order, else every
+    width with every setting."""
+    if rows:
+        pairs = [(int(w), name) for w, name in (item.split(":") for item in rows.split(","))]
+    else:
+        names = [n for n in settings.split(",") if n]
+        pairs = [(int(w), name) for w in widths.split(",") if w for name in names]
+    unknown = sorted({name for _, name in pairs} - set(SETTINGS))
+    if unknown:
+        raise SystemExit(f"unknown setting(s) {unknown}; known: {', '.join(SETTINGS)}")
+    return pairs
 
 
 def run_spatialdreamer(
-    widths: list[int], frames: int, steps: int, size: str, layout: str, preset: str
-) -> list[tuple[int, int, str, dict]]:
-    """(width, height, setting, report) for every width and PIPELINE_SETTINGS row."""
-    rows = []
+    pairs: list[tuple[int, str]],
+    frames: int,
+    steps: int,
+    size: str,
+    layout: str,
+    preset: str,
+    models: Path | None = None,
+    on_row=None,
+) -> list[dict]:
+    """One report per (width, setting) pair, in order; ``on_row(rows)`` after each."""
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = make_model(tmp / "model", size)
-        for width in widths:
+        model = exported_model(models or tmp / "models", size)
+        clips: dict[int, Path] = {}
+        for width, name in pairs:
             height = 8 * round(width * 9 / 16 / 8)
-            video = make_clip(tmp / f"w{width}", width, height, frames, frames)
+            if width not in clips:
+                clips[width] = make_clip(tmp / f"w{width}", width, height, frames, frames)
+            video = clips[width]
             base = {
                 "method": "spatialdreamer",
                 "model": str(model),
@@ -170,15 +175,18 @@ def run_spatialdreamer(
                 "layout": layout,
                 "preset": preset,
             }
-            for name, settings in PIPELINE_SETTINGS:
-                report = measure(video, tmp / "out", {**base, **settings})
-                rows.append((width, height, name, report))
+            row = {"width": width, "height": height, "setting": name}
+            try:
+                row.update(measure(video, tmp / "out", {**base, **SETTINGS[name][1]}))
+            except Exception as error:  # e.g. out of memory: the next row may still run
+                row["error"] = row_error(error)
+            rows.append(row)
+            if on_row is not None:
+                on_row(rows)
     return rows
 
 
-def report_spatialdreamer(
-    rows: list[tuple[int, int, str, dict]], frames: int, steps: int, size: str
-) -> str:
+def report_spatialdreamer(rows: list[dict], frames: int, steps: int, size: str) -> str:
     gib = 2**30
     model = (
         "paper-size architecture (SVD-xt U-Net 1.52 B + SD2.1 RefinerNet 0.87 B + TIL, CLIP "
@@ -190,15 +198,23 @@ def report_spatialdreamer(
         header(),
         f"`spatialdreamer` method, {model}; {frames}-frame 16:9 clips with exact depth "
         f"sidecars, {steps} Euler steps, windows of 8 overlapping by 2, decode context 4; wall "
-        "time of `convert` in a fresh process (model loading, warp and encoding included).",
+        "time of `convert` in a fresh process (model loading, warp and encoding included; the "
+        "next column leaves model loading out).",
         "",
-        "| input | setting | frames/s | s/frame | peak GPU memory | peak RSS |",
-        "|---|---|---|---|---|---|",
+        "| input | setting | frames/s | frames/s without model loading | model loading | "
+        "peak GPU memory | peak RSS |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for width, height, name, r in rows:
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['width']}x{r['height']} | {SETTINGS[r['setting']][0]} | "
+                         f"failed: {r['error']} |" + " |" * 4)  # fmt: skip
+            continue
         gpu = f"{r['peak_gpu'] / gib:.1f} GiB" if r.get("peak_gpu") is not None else "no GPU"
+        work = r["seconds"] - r["load_seconds"]
         lines.append(
-            f"| {width}x{height} | {name} | {r['fps']:.3f} | {1 / r['fps']:.1f} | {gpu} | "
+            f"| {r['width']}x{r['height']} | {SETTINGS[r['setting']][0]} | {r['fps']:.3f} | "
+            f"{r['frames'] / work if work > 0 else 0:.3f} | {r['load_seconds']:.1f} s | {gpu} | "
             f"{r['peak_rss'] / gib:.1f} GiB |"
         )
     return "\n".join(lines)
@@ -280,7 +296,7 @@ def report(width: int, height: int, layout: str, preset: str, results: dict) -> 
     return "\n".join(lines)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1920x1080", help="WxH of the input video")
     parser.add_argument(
@@ -293,15 +309,31 @@ def main() -> None:
     parser.add_argument("--spatialdreamer", action="store_true", help="measure that method")
     parser.add_argument("--model-size", default="paper", choices=["paper", "tiny"])
     parser.add_argument("--widths", default="512,1024", help="input widths (16:9)")
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="setting names per width")
+    parser.add_argument("--rows", help="width:setting pairs in run order (overrides the two above)")
+    parser.add_argument("--models", type=Path, help="write (or reuse) the random model here")
+    parser.add_argument("--json", type=Path, help="rewrite this JSON file after every row")
     parser.add_argument("--steps", type=int, default=25, help="Euler steps (spatialdreamer)")
     parser.add_argument("--write", type=Path, help="update this markdown file")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.spatialdreamer:
+        args.pairs = spatialdreamer_rows(args.rows, args.widths, args.settings)
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.spatialdreamer:
         frames = args.frames or 16
-        widths = [int(v) for v in args.widths.split(",") if v]
-        rows = run_spatialdreamer(
-            widths, frames, args.steps, args.model_size, args.layout, args.preset
-        )
+        pairs = args.pairs
+
+        def on_row(rows: list[dict]) -> None:
+            if args.json:
+                body = report_spatialdreamer(rows, frames, args.steps, args.model_size)
+                write_json(args.json, {"rows": rows, "markdown": body})
+
+        rows = run_spatialdreamer(pairs, frames, args.steps, args.model_size, args.layout,
+                                  args.preset, args.models, on_row)  # fmt: skip
         body = report_spatialdreamer(rows, frames, args.steps, args.model_size)
         print(body)
         if args.write:
@@ -309,6 +341,8 @@ def main() -> None:
             title = f"## spatialdreamer convert, SpatialDreamer {args.model_size} model ({device})"
             update_section(args.write, f"convert-spatialdreamer-{args.model_size}",
                            f"{title}\n\n{body}")  # fmt: skip
+        if any("error" in r for r in rows):
+            raise SystemExit(1)
         return
     width, height = (int(v) for v in args.size.split("x"))
     args.frames = args.frames or 24
