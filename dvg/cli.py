@@ -192,10 +192,15 @@ def synth(
     width: Annotated[int | None, typer.Option(help="Width (scene default if unset).")] = None,
 ) -> None:
     """Render a procedural scene to <scene>.mp4 with sidecar depth and camera files."""
-    from dvg.synthetic import SCENES, render_scene, write_clip
+    from dvg.progress import Progress
+    from dvg.synthetic import SCENES, build_scene, write_clip
 
     if scene not in SCENES:
         raise typer.BadParameter(f"unknown scene {scene!r}; known: {', '.join(sorted(SCENES))}")
-    clip = render_scene(scene, seed=seed, height=height, width=width, num_frames=frames)
+    setup = build_scene(scene, seed, height, width, frames)
+    frames_n = int(setup.world_to_camera.shape[0])
+    # Each frame is ray cast for both eyes, then each frame pair for its flow: 2F - 1 steps.
+    with Progress("dvg synth", 2 * frames_n - 1, unit="steps", log_every=10.0) as progress:
+        clip = setup.render(on_step=lambda done, _: progress.update(done))
     for kind, path in write_clip(clip, out, scene).items():
         typer.echo(f"{kind}: {path}")
