@@ -19,6 +19,7 @@ from pipelines.convert.methods import (
     check_model_dir,
     create_method,
 )
+from pipelines.convert.stream import Drain, Prefetch
 from pipelines.convert.warp import WarpConfig
 
 DEPTH_MODEL_BACKENDS = ("dpt", "depth-anything", "marigold")
@@ -225,15 +226,24 @@ def convert(
     writer = VideoWriter(temporary, size, fps, crf=config.crf, preset=config.preset)
     source = StreamSource(str(source_path), info.width, info.height)
     frames = 0
+    # Decode, depth (one window ahead, inside process_pairs), warp + inpaint (this thread) and
+    # compose + encode overlap; each queue holds at most a window of frames.
+    queued = max(method.window, 1)
+    encoder = Drain(lambda pair: writer.write(compose(config.layout, *pair)), queued, "encode")
     try:
-        with _progress(show_progress, info.num_frames, out.name) as advance:
-            for left, right in method.process_pairs(iter_frames(info), source):
-                writer.write(compose(config.layout, left, right))
+        with (
+            Prefetch(iter_frames(info), queued, "decode") as decoded,
+            _progress(show_progress, info.num_frames, out.name) as advance,
+        ):
+            for pair in method.process_pairs(decoded, source):
+                encoder.put(pair)
                 frames += 1
                 advance()
+        encoder.finish()
         writer.close()
     except BaseException:
-        writer.abort()
+        writer.abort()  # a write blocked on the pipe fails, so the encode thread can stop
+        encoder.stop()
         temporary.unlink(missing_ok=True)
         raise
     audio = finish_output(temporary, source_path, out, config.keep_audio)
