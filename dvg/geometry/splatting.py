@@ -212,37 +212,40 @@ def _splat_rows(
         valid.logical_and_(source_mask[:, 0].bool())
 
     # Invalid corners go to a "dump" slot past the end (as in _splat_general).
-    dump = torch.tensor(n, device=device)
-    rows = torch.arange(b * h, device=device).view(b, h, 1) * w
-    column = x0.long().add_(rows)  # target index of corner 0
     index = torch.empty((k, b, h, w), dtype=torch.long, device=device)
-    torch.where(valid[0], column, dump, out=index[0])
+    index[0].copy_(x0).add_(torch.arange(b * h, device=device).view(b, h, 1) * w)
     if k == 2:
-        torch.where(valid[1], column.add_(1), dump, out=index[1])
+        torch.add(index[0], 1, out=index[1])
+    invalid = valid.logical_not_()
+    index.masked_fill_(invalid, n)
     index = index.view(-1)
 
+    # Fresh memory costs page faults, so each buffer is reused once its content is spent:
+    # the coverage is scattered first, then the bilinear weights become the logits, their
+    # shifts and the weighted colours share one buffer, and the normalised image is divided
+    # in place into the sums.
+    sums = torch.zeros((c + 2, n + 1), dtype=acc, device=device)
+    bilinear.masked_fill_(invalid, 0.0)
+    sums[c + 1].index_add_(0, index, bilinear.view(-1))
     # log(0) = -inf marks invalid corners, as the general path's where(valid, ., -inf) does.
-    bilinear.mul_(valid)
-    logits = torch.log(bilinear).add_(importance[:, 0].to(acc)).view(-1)
+    logits = bilinear.log_().add_(importance[:, 0].to(acc)).view(-1)
     peak = torch.full((n + 1,), -torch.inf, dtype=acc, device=device)
     peak.scatter_reduce_(0, index, logits, reduce="amax")
     peak.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # the general path's isfinite guard
-    contribution = logits.sub_(peak.index_select(0, index)).exp_()  # 0 at invalid corners
-
-    sums = torch.zeros((c + 2, n + 1), dtype=acc, device=device)
+    scratch = torch.empty_like(logits)
+    contribution = logits.sub_(torch.index_select(peak, 0, index, out=scratch)).exp_()
+    del peak  # 0 at invalid corners: exp(-inf - 0)
     sums[c].index_add_(0, index, contribution)
-    sums[c + 1].index_add_(0, index, bilinear.view(-1))
     source = image.to(acc)
-    weighted = torch.empty_like(bilinear)
+    weighted = scratch.view(k, b, h, w)
     for channel in range(c):
         torch.mul(source[:, channel], contribution.view(k, b, h, w), out=weighted)
-        sums[channel].index_add_(0, index, weighted.view(-1))
+        sums[channel].index_add_(0, index, scratch)
     sums = sums[:, :n].view(c + 2, b, h, w).transpose(0, 1)
     numerator, denominator, coverage = sums[:, :c], sums[:, c : c + 1], sums[:, c + 1 :]
 
-    safe_denominator = torch.where(denominator > 0, denominator, 1.0)
-    warped = torch.empty((b, c, h, w), dtype=acc, device=device)
-    torch.div(numerator, safe_denominator, out=warped)
-    warped = warped.to(image.dtype)
+    # Zero-eps normalisation, as where(denominator > 0, denominator, 1) (NaN included).
+    denominator.masked_fill_(~(denominator > 0), 1.0)
+    warped = numerator.div_(denominator).to(image.dtype)
     weight = coverage.to(image.dtype)
     return SplatResult(image=warped, weight=weight, holes=weight < hole_threshold)
