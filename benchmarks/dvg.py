@@ -44,9 +44,13 @@ STAGES = ("decode", "depth", "geometry", "inpaint", "flow", "encode", "write")
 # Runs in the code tree being measured: only APIs that older revisions also have.
 BUILD = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, torch
+    from dataclasses import fields
     from dvg.engine import apply_overrides, build, preset_config
+    from dvg.engine.config import ExecutorConfig
     raw, out, preset, overrides = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+    if "threads" in {f.name for f in fields(ExecutorConfig)}:  # keep the pinned thread count
+        overrides["executor"] = {"threads": torch.get_num_threads()}
     config = apply_overrides(preset_config(preset), overrides)
     summary = build([raw], out, config, show_progress=False)
     print(json.dumps({
@@ -118,9 +122,10 @@ def run(
         trees = {"this checkout": ROOT}
         if baseline is not None:
             trees[revision_name(baseline)] = checkout(baseline, tmp / "baseline")
-        # This checkout at every thread count and load; an older revision at the first ones.
+        # This checkout at every thread count and load; an older revision at every thread
+        # count (its default was torch's: one per core) without added load.
         chosen = [Variant("this checkout", t, load) for t in threads for load in loads]
-        chosen += [Variant(code, threads[0], loads[0]) for code in list(trees)[1:]]
+        chosen += [Variant(code, t, loads[0]) for code in list(trees)[1:] for t in threads]
         variants = {v.name: v for v in chosen}
 
         def measure(name: str) -> dict:
