@@ -61,9 +61,12 @@ from benchmarks._runs import (
 
 MEASURE = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, torch
+    from dataclasses import fields
     from pipelines.convert import ConvertConfig, convert
     video, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    if "threads" in {f.name for f in fields(ConvertConfig)}:  # keep the pinned thread count
+        settings.setdefault("threads", torch.get_num_threads())
     result = convert(video, out, ConvertConfig(**settings))
     status = open("/proc/self/status").read().split("VmHWM:")[1]
     import torch

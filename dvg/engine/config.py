@@ -17,6 +17,7 @@ from typing import Any, Literal
 import tomllib
 
 from dvg.backends import BackendSpec
+from dvg.engine.threads import check_threads
 from dvg.video import VideoConfig
 
 StereoMode = Literal["relative", "metric"]
@@ -112,6 +113,9 @@ class ExecutorConfig:
     """Clips encoded concurrently."""
     queue_size: int = 4
     """Clips waiting per DVG actor: the bounded queue between decode and the GPU stage."""
+    threads: int | None = None
+    """Torch intra-op threads of the DVG step on the CPU (per actor with Ray); None: half the
+    CPUs available, at least 1 (measured: docs/benchmarks.md)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("local", "ray"):
@@ -123,6 +127,7 @@ class ExecutorConfig:
                 raise ValueError(f"executor.{name} must be >= 1")
         if self.dvg_actors is not None and self.dvg_actors < 1:
             raise ValueError("executor.dvg_actors must be >= 1")
+        check_threads(self.threads, "executor.threads")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dvg.backends import BackendSpec
+from dvg.engine.threads import check_threads, torch_threads
 from pipelines.convert.formats import check_layout, compose, frame_size, resolve_output
 from pipelines.convert.io import VideoWriter, finish_output, iter_frames, partial_path, probe
 from pipelines.convert.methods import (
@@ -55,6 +56,8 @@ class ConvertConfig:
             (model CPU offload; frames per VAE decode call; U-Net latent tiles of this many
             pixels, a multiple of 64, None = whole frames).
         keep_audio: copy the source's audio tracks into the output.
+        threads: torch intra-op threads while converting (None: half the CPUs available, at
+            least 1, measured in docs/benchmarks.md; restored afterwards).
     """
 
     method: str = "warp-inpaint"
@@ -82,6 +85,7 @@ class ConvertConfig:
     decode_chunk_size: int | None = None
     tile_size: int | None = None
     keep_audio: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in STEREO_METHODS:
@@ -104,6 +108,7 @@ class ConvertConfig:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.overlap is not None and self.overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {self.overlap}")
+        check_threads(self.threads)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -209,6 +214,13 @@ def convert(
         EncodeError: ffmpeg could not write the output.
     """
     config = config or ConvertConfig()
+    with torch_threads(config.threads):
+        return _convert(input, output, config, show_progress)
+
+
+def _convert(
+    input: str | Path, output: str | Path, config: ConvertConfig, show_progress: bool
+) -> ConvertResult:
     start = time.perf_counter()
     source_path = Path(input)
     info = probe(source_path)  # fails fast, before any model loads
