@@ -18,6 +18,7 @@ import tomllib
 
 from dvg.backends import BackendSpec
 from dvg.engine.threads import check_threads
+from dvg.geometry.rendering import DEFAULT_ALPHA
 from dvg.video import VideoConfig
 
 StereoMode = Literal["relative", "metric"]
@@ -44,8 +45,9 @@ class StereoConfig:
     on the screen, so every disparity is >= 0."""
     depth_quantiles: tuple[float, float] = (0.02, 0.98)
     """Quantiles over the whole clip that map to the far and near ends (relative mode)."""
-    alpha: float = 20.0
-    """Softmax-splatting importance per pixel of disparity (Z = alpha * d)."""
+    alpha: float = DEFAULT_ALPHA
+    """Softmax-splatting importance per pixel of disparity (Z = alpha * d); the default is
+    measured in docs/benchmarks.md ("Choosing the splatting importance alpha")."""
     seed: int = 0
 
     def __post_init__(self) -> None:
