@@ -233,8 +233,9 @@ def _splat_rows(
     peak.scatter_reduce_(0, index, logits, reduce="amax")
     peak.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # the general path's isfinite guard
     scratch = torch.empty_like(logits)
+    # 0 at invalid corners: exp(-inf - 0), their shift being the dump slot's.
     contribution = logits.sub_(torch.index_select(peak, 0, index, out=scratch)).exp_()
-    del peak  # 0 at invalid corners: exp(-inf - 0)
+    del peak
     sums[c].index_add_(0, index, contribution)
     source = image.to(acc)
     weighted = scratch.view(k, b, h, w)
