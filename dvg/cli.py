@@ -49,6 +49,10 @@ def build(
     num_gpus: Annotated[float | None, typer.Option(help="GPUs per DVG actor (Ray).")] = None,
     dvg_actors: Annotated[int | None, typer.Option(help="DVG actors (Ray).")] = None,
     decode_workers: Annotated[int | None, typer.Option(help="Concurrent decoders (Ray).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Torch CPU threads (per DVG actor); default: half the CPUs."),
+    ] = None,
     depth: Annotated[str | None, typer.Option(help="Depth backend.")] = None,
     depth_model: Annotated[str | None, typer.Option(help="Depth hub id or local path.")] = None,
     inpaint: Annotated[str | None, typer.Option(help="Inpainting backend.")] = None,
@@ -109,6 +113,7 @@ def build(
                     "num_gpus": num_gpus,
                     "dvg_actors": dvg_actors,
                     "decode_workers": decode_workers,
+                    "threads": threads,
                 },
             ),
         )

@@ -321,6 +321,24 @@ SIDECAR_FORMATS = (
 )
 
 
+def _inverse_depth(raw: np.ndarray, kind: str, png_scale: float) -> np.ndarray:
+    """Sidecar values -> float32 inverse depth, 0 where the value is not a finite positive
+    depth; few passes, no temporaries the size of ``raw`` beyond the result."""
+    if kind == "inverse":
+        inv = raw.astype(np.float32)  # a copy, never the caller's (or a memory-mapped) array
+        inv[~(np.isfinite(raw) & (raw > 0))] = 0
+        return inv
+    z = raw.astype(np.float32)
+    if kind == "png":
+        z *= np.float32(png_scale)  # 16-bit integers: always finite
+        valid = z > 0
+    else:
+        valid = np.isfinite(z) & (z > 0)
+    inv = np.zeros_like(z)
+    np.divide(np.float32(1.0), z, out=inv, where=valid)
+    return inv
+
+
 @DEPTH_BACKENDS.register("sidecar")
 class SidecarDepth(DepthBackend):
     """Precomputed depth stored next to each video (formats in docs/backends.md).
@@ -378,21 +396,20 @@ class SidecarDepth(DepthBackend):
             )
         path, kind = self.locate(context.video_path)
         raw = self._read(path, kind, indices, context.transform.source_size)
-        if kind == "inverse":
-            inv = np.where(np.isfinite(raw) & (raw > 0), raw, 0).astype(np.float32)
+        inv = _inverse_depth(raw, kind, self.png_scale)
+        transform = context.transform
+        size = transform.source_size
+        if transform.crop == (0, 0, *size) and transform.resized_size == size == (out_w, out_h):
+            resized = inv  # decoded at the source size: nothing to resample (the converter)
         else:
-            z = raw.astype(np.float32) * (self.png_scale if kind == "png" else 1.0)
-            valid = np.isfinite(z) & (z > 0)
-            with np.errstate(divide="ignore"):
-                inv = np.where(valid, 1.0 / np.where(valid, z, 1.0), 0).astype(np.float32)
-        resized = np.stack(
-            [context.transform.apply(d, interpolation=cv2.INTER_LINEAR) for d in inv]
-        ).astype(np.float32)
-        if resized.shape[1:] != (out_h, out_w):
-            raise ValueError(
-                f"transform.apply gave {resized.shape[1:]} for depth, expected {(out_h, out_w)}"
-            )
-        np.maximum(resized, 0, out=resized)
+            resized = np.stack(
+                [transform.apply(d, interpolation=cv2.INTER_LINEAR) for d in inv]
+            ).astype(np.float32)
+            if resized.shape[1:] != (out_h, out_w):
+                raise ValueError(
+                    f"transform.apply gave {resized.shape[1:]} for depth, expected {(out_h, out_w)}"
+                )
+            np.maximum(resized, 0, out=resized)
         focal = self._focal(context)
         return DepthPrediction(inverse_depth=resized, metric=kind != "inverse", focal_px=focal)
 
