@@ -34,6 +34,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from dvg.shards.manifest import fsync_dir
+
 _PREFIX = "step_"
 _NAME = re.compile(r"^step_(\d{7,})$")
 _TEMP = re.compile(r"^\.step_\d{7,}\.(tmp|old)-\d+$")
@@ -225,7 +227,7 @@ def save_checkpoint(
     for path in tmp.iterdir():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     if final.exists():  # the same step saved again: swap, never a moment without it
         old = folder / f".{final.name}.old-{os.getpid()}"
         os.rename(final, old)
@@ -233,24 +235,11 @@ def save_checkpoint(
         shutil.rmtree(old)
     else:
         os.rename(tmp, final)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     done = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)))
     for _, old in done[: max(len(done) - keep, 0)]:
         shutil.rmtree(old)
     return final
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # folders cannot be opened on some systems
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_trainable(model: nn.Module, checkpoint: Path) -> None:

@@ -4,14 +4,12 @@ checkpoint, --resume takes it and continues exactly; planted pickle payloads nev
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import random
 import signal
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +21,6 @@ from trainer.checkpoint import (
     latest_checkpoint,
     load_state_file,
     load_training_state,
-    rng_state,
     save_checkpoint,
     save_state_file,
 )
