@@ -176,7 +176,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
         terms = None
         for _ in range(run.grad_accum):
             batch = _to_device(next(batches), accelerator.device)
-            counters.update(batch)
+            counters.update(batch).check_skipped(config.data.max_skipped_fraction)
             consumed += 1
             samples += batch["target"].shape[0] * accelerator.num_processes
             if run.log_keys:
