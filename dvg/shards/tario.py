@@ -423,10 +423,7 @@ def _group(
                     raise ShardFormatError(f"{name}: offset {offset}: duplicate member {member!r}")
             else:
                 if current is not None:
-                    if skipped is None:
-                        yield current
-                    else:
-                        on_skip(skipped)
+                    yield from _emit(current, skipped, on_skip)
                 if key in seen:
                     raise ShardFormatError(
                         f"{name}: offset {offset}: key {key!r} reappears after other samples; "
@@ -448,11 +445,18 @@ def _group(
             if suffix == "json":
                 frame_limit = frame_member_limit(data, max_member_bytes)
         if current is not None:
-            if skipped is None:
-                yield current
-            else:
-                on_skip(skipped)
+            yield from _emit(current, skipped, on_skip)
     except ShardFormatError as exn:
         if on_error == "raise":
             raise
         warnings.warn(f"{exn}; skipping the rest of this tar", stacklevel=3)
+
+
+def _emit(
+    sample: dict[str, Any], skipped: ShardFormatError | None, on_skip: OnSkip
+) -> Iterator[dict[str, Any]]:
+    """A finished sample: yielded, or reported to ``on_skip`` when a member was over its limit."""
+    if skipped is None:
+        yield sample
+    else:
+        on_skip(skipped)
