@@ -49,6 +49,23 @@ SCHEMA = pa.schema(
 )
 COLUMNS = tuple(SCHEMA.names)
 
+# Reason codes the engine writes besides the video reasons (dvg.video.REASONS); each is
+# explained, with what to do, in docs/dvg-build.md ("Failure reasons").
+ENGINE_REASONS = (
+    "missing_sidecar",
+    "bad_sidecar",
+    "missing_file",
+    "not_metric",
+    "too_short",
+    "depth_shape",
+    "depth_not_finite",
+    "dvg_error",
+    "worker_error",
+    "decode_worker_error",
+    "no_clips",
+    "not_processed",
+)
+
 
 def _row(row_type: str, values: dict[str, Any]) -> dict[str, Any]:
     unknown = set(values) - set(COLUMNS)
