@@ -36,7 +36,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python benchmarks/splat.py --write docs/benchmarks.md
+	$(BIN)/python -m benchmarks.splat --write docs/benchmarks.md
 	$(BIN)/python benchmarks/geometry_accuracy.py --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.dvg --write docs/benchmarks.md
 	$(BIN)/python -m benchmarks.train --stage 1 --write docs/benchmarks.md

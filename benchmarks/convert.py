@@ -37,9 +37,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import cv2
@@ -50,15 +52,27 @@ import torch
 from benchmarks._fresh import run_script
 from benchmarks._models import exported_model
 from benchmarks._report import header, row_error, update_section, write_json
+from benchmarks._runs import (
+    ROOT,
+    background_load,
+    checkout,
+    interleaved,
+    revision_name,
+    run_python,
+    temporary_folder,
+)
 
 # One conversion; model loading (``create_method``) is timed on its own, so frames/s can be
 # given with and without it.
 MEASURE = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys, time, torch
+    from dataclasses import fields
     import pipelines.convert.converter as converter
     from pipelines.convert import ConvertConfig, convert
     video, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    if "threads" in {f.name for f in fields(ConvertConfig)}:  # keep the pinned thread count
+        settings.setdefault("threads", torch.get_num_threads())
     create, loading = converter.create_method, []
     def timed_create(*args, **kwargs):
         start = time.perf_counter()
@@ -220,6 +234,36 @@ def report_spatialdreamer(rows: list[dict], frames: int, steps: int, size: str) 
     return "\n".join(lines)
 
 
+PAIRS_HASH = textwrap.dedent(
+    """
+    import hashlib, json, sys
+    from pipelines.convert import ConvertConfig, compose, iter_stereo_pairs
+    video, settings = sys.argv[1], json.loads(sys.argv[2])
+    digest, frames = hashlib.sha256(), 0
+    for left, right in iter_stereo_pairs(video, ConvertConfig(**settings)):
+        digest.update(compose(settings["layout"], left, right).tobytes())
+        frames += 1
+    print(json.dumps({"sha256": digest.hexdigest(), "frames": frames}))
+    """
+)
+
+STACK = {"full-sbs": "hstack", "full-tb": "vstack"}
+
+
+def ffmpeg_floor(video: Path, out: Path, layout: str, crf: int, preset: str) -> float:
+    """Seconds ffmpeg alone takes to decode ``video``, put the frame beside (or above) itself
+    and encode it with the converter's x264 settings: no Python, no depth, no warp."""
+    stack = STACK.get(layout)
+    graph = f"[0:v]split[a][b];[a][b]{stack}" if stack else "[0:v]null"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-y", "-loglevel"]
+    cmd += ["error", "-i", str(video), "-filter_complex", graph, "-an", "-c:v", "libx264"]
+    cmd += ["-crf", str(crf), "-preset", preset, "-pix_fmt", "yuv420p", "-movflags"]
+    cmd += ["+faststart", str(out)]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - start
+
+
 def run(
     width: int,
     height: int,
@@ -228,22 +272,61 @@ def run(
     layout: str,
     preset: str,
     dpt: bool,
+    *,
+    baseline: str | None = None,
+    threads: tuple[int, ...] = (1,),
+    loads: tuple[int, ...] = (0,),
+    rounds: int = 3,
 ) -> dict:
-    results: dict = {"speed": [], "memory": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    results: dict = {"speed": {}, "memory": [], "identical": None, "rounds": rounds}
+    with temporary_folder() as tmp:
         tmp = Path(tmp)
         base = {"layout": layout, "preset": preset}
         video = make_clip(tmp / "speed", width, height, frames, frames)
         sidecar = {**base, "depth": str(video.parent)}
-        results["speed"].append(("sidecar depth, telea", measure(video, tmp / "out", sidecar)))
+        trees = {"this checkout": ROOT}
+        if baseline is not None:
+            trees[revision_name(baseline)] = checkout(baseline, tmp / "baseline")
+        # (name, code or "ffmpeg", torch threads, background load)
+        variants = [("ffmpeg", "ffmpeg", 0, load) for load in loads]
+        variants += [("this checkout", "this checkout", t, load) for t in threads for load in loads]
+        variants += [(code, code, threads[0], loads[0]) for code in list(trees)[1:]]
+        named = {f"{name}, {t} thread(s), load {load}": (code, t, load)
+                 for name, code, t, load in variants}  # fmt: skip
+
+        def measure_variant(name: str) -> dict:
+            code, t, load = named[name]
+            with background_load(load):
+                if code == "ffmpeg":
+                    return {"seconds": ffmpeg_floor(video, tmp / "floor.mp4", layout, 18, preset)}
+                args = [str(video), str(tmp / "out"), json.dumps(sidecar)]
+                return run_python(MEASURE, args, tree=trees[code], threads=t, what=code)
+
+        runs = interleaved(list(named), rounds, measure_variant)
+        for name, reports in runs.items():
+            code, t, load = named[name]
+            seconds = statistics.median(r["seconds"] for r in reports)
+            peak = max((r.get("peak_rss", 0) for r in reports), default=0)
+            results["speed"][name] = {"code": code, "threads": t, "load": load,
+                                      "seconds": seconds, "peak_rss": peak}  # fmt: skip
+        if baseline is not None:
+            hashes = {
+                code: run_python(
+                    PAIRS_HASH,
+                    [str(video), json.dumps(sidecar)],
+                    tree=tree,
+                    threads=threads[0],
+                    what=f"frames of {code}",
+                )
+                for code, tree in trees.items()
+            }
+            results["identical"] = len({h["sha256"] for h in hashes.values()}) == 1
         if dpt:
             from dvg.backends.random_weights import save_random_dpt
 
             model = save_random_dpt(tmp / "dpt", tiny=False)
             settings = {**base, "depth_model": str(model)}
-            results["speed"].append(
-                ("random full-size DPT-hybrid, telea", measure(video, tmp / "out", settings))
-            )
+            results["dpt"] = measure(video, tmp / "out", settings)
         for length in lengths:
             video = make_clip(tmp / f"len{length}", width, height, frames, length)
             settings = {**base, "depth": str(video.parent)}
@@ -251,48 +334,70 @@ def run(
             report["live_peak_rss"] = measure(video, tmp / "out", settings, True)["peak_rss"]
             results["memory"].append((length, report))
             shutil.rmtree(video.parent)
+    results["frames"] = frames
     return results
 
 
 def report(width: int, height: int, layout: str, preset: str, results: dict) -> str:
     mb = 2**20
+    speed = results["speed"]
+    floors = {r["load"]: r["seconds"] for r in speed.values() if r["code"] == "ffmpeg"}
+    frames = results["frames"]
     lines = [
         header(),
-        f"`warp-inpaint` (softmax forward splat + OpenCV Telea), {width}x{height} input, "
-        f"`{layout}` output, H.264 crf 18 preset `{preset}`; wall time of `convert` in a fresh "
-        "process, model loading and muxing included. Peak RSS is the converting Python process "
-        "(`VmHWM`); ffmpeg's decoder and encoder run as separate processes and are not "
-        "included (x264's lookahead buffers some frames, but a fixed number). Other engineers "
-        "shared this 2-core machine during the run, so speeds are lower bounds.",
+        f"`warp-inpaint` (softmax forward splat + OpenCV Telea, sidecar depth), {width}x{height} "
+        f"input, {frames} frames, `{layout}` output, H.264 crf 18 preset `{preset}`; wall time "
+        "of `convert` in a fresh process, muxing included. The ffmpeg floor decodes the same "
+        "clip, stacks each frame beside itself and encodes it with the same x264 settings. "
+        f"Median of {results['rounds']} interleaved rounds; `load` is the number of busy "
+        "background processes started for the row, and other engineers' processes also shared "
+        "the 2 cores, so compare rows as ratios (each against the floor under the same load). "
+        "Peak RSS is the converting Python process (`VmHWM`); ffmpeg's decoder and encoder run "
+        "as separate processes and are not included.",
         "",
-        "| depth, inpainting | frames | frames/s | peak RSS |",
-        "|---|---|---|---|",
+        "| code | torch threads | load | seconds | frames/s | vs ffmpeg floor | peak RSS |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, r in results["speed"]:
-        lines.append(f"| {name} | {r['frames']} | {r['fps']:.2f} | {r['peak_rss'] / mb:.0f} MiB |")
-    lines += [
-        "",
-        "Peak memory against video length (same settings, the clip looped):",
-        "",
-        "| frames | decoded size of the video | peak RSS | peak RSS, glibc mmap threshold "
-        "64 KiB | frames/s |",
-        "|---|---|---|---|---|",
-    ]
-    for length, r in results["memory"]:
-        decoded = length * width * height * 3
+    for r in speed.values():
+        floor = floors.get(r["load"])
+        ratio = f"{r['seconds'] / floor:.2f}x" if floor else "n/a"
+        rss = f"{r['peak_rss'] / mb:.0f} MiB" if r["peak_rss"] else "n/a"
+        threads = r["threads"] if r["code"] != "ffmpeg" else "-"
         lines.append(
-            f"| {length} | {decoded / mb:.0f} MiB | {r['peak_rss'] / mb:.0f} MiB | "
-            f"{r['live_peak_rss'] / mb:.0f} MiB | {r['fps']:.2f} |"
+            f"| {'ffmpeg alone' if r['code'] == 'ffmpeg' else r['code']} | {threads} | "
+            f"{r['load']} | {r['seconds']:.1f} | {frames / r['seconds']:.2f} | {ratio} | {rss} |"
         )
-    lines += [
-        "",
-        "Frames are streamed (at most a 16-frame window in memory), so the peak does not follow "
-        "the decoded size of the video. With glibc's default settings the peak creeps up with the "
-        "run length because freed heap blocks are kept and fragment (the longer the run, the "
-        "higher the highest fluctuation); the next column runs the same conversion with "
-        "`MALLOC_MMAP_THRESHOLD_=65536`, where freed blocks go back to the system at once and RSS "
-        "follows live memory. Users who want that can set the variable themselves.",
-    ]
+    if results["identical"] is not None:
+        verdict = "identical" if results["identical"] else "DIFFERENT"
+        lines += ["", f"Stereo frames (composed, before encoding) of every code version: {verdict} "
+                  "(SHA-256 over all frames of `iter_stereo_pairs`)."]  # fmt: skip
+    if "dpt" in results:
+        r = results["dpt"]
+        lines += ["", f"With a random full-size DPT-hybrid for depth: {r['fps']:.2f} frames/s."]
+    if results["memory"]:
+        lines += [
+            "",
+            "Peak memory against video length (same settings, the clip looped, this checkout):",
+            "",
+            "| frames | decoded size of the video | peak RSS | peak RSS, glibc mmap threshold "
+            "64 KiB | frames/s |",
+            "|---|---|---|---|---|",
+        ]
+        for length, r in results["memory"]:
+            decoded = length * width * height * 3
+            lines.append(
+                f"| {length} | {decoded / mb:.0f} MiB | {r['peak_rss'] / mb:.0f} MiB | "
+                f"{r['live_peak_rss'] / mb:.0f} MiB | {r['fps']:.2f} |"
+            )
+        lines += [
+            "",
+            "Frames are streamed: decode, depth, warp + inpaint and encode overlap in threads "
+            "joined by queues of at most a window (16 frames) each, so the peak does not follow "
+            "the decoded size of the video. With glibc's default settings the peak creeps up "
+            "with the run length because freed heap blocks are kept and fragment; the next "
+            "column runs the same conversion with `MALLOC_MMAP_THRESHOLD_=65536`, where freed "
+            "blocks go back to the system at once and RSS follows live memory.",
+        ]
     return "\n".join(lines)
 
 
@@ -314,6 +419,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", type=Path, help="write (or reuse) the random model here")
     parser.add_argument("--json", type=Path, help="rewrite this JSON file after every row")
     parser.add_argument("--steps", type=int, default=25, help="Euler steps (spatialdreamer)")
+    parser.add_argument("--baseline", help="also convert with this git revision's code")
+    parser.add_argument("--threads", default="1", help="torch thread counts, e.g. 1,2")
+    parser.add_argument("--load", default="0", help="busy background processes, e.g. 0,2")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--section", default="convert-cpu", help="markdown section name")
     parser.add_argument("--write", type=Path, help="update this markdown file")
     args = parser.parse_args(argv)
     if args.spatialdreamer:
@@ -347,12 +457,24 @@ def main(argv: list[str] | None = None) -> None:
     width, height = (int(v) for v in args.size.split("x"))
     args.frames = args.frames or 24
     lengths = [int(v) for v in args.lengths.split(",") if v]
-    results = run(width, height, args.frames, lengths, args.layout, args.preset, args.dpt)
+    results = run(
+        width,
+        height,
+        args.frames,
+        lengths,
+        args.layout,
+        args.preset,
+        args.dpt,
+        baseline=args.baseline,
+        threads=tuple(int(v) for v in args.threads.split(",")),
+        loads=tuple(int(v) for v in args.load.split(",")),
+        rounds=args.rounds,
+    )
     body = report(width, height, args.layout, args.preset, results)
     print(body)
     if args.write:
         title = "## spatialdreamer convert, warp-inpaint (cpu)"
-        update_section(args.write, "convert-cpu", f"{title}\n\n{body}")
+        update_section(args.write, args.section, f"{title}\n\n{body}")
 
 
 if __name__ == "__main__":

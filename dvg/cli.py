@@ -49,6 +49,10 @@ def build(
     num_gpus: Annotated[float | None, typer.Option(help="GPUs per DVG actor (Ray).")] = None,
     dvg_actors: Annotated[int | None, typer.Option(help="DVG actors (Ray).")] = None,
     decode_workers: Annotated[int | None, typer.Option(help="Concurrent decoders (Ray).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Torch CPU threads (per DVG actor); default: half the CPUs."),
+    ] = None,
     depth: Annotated[str | None, typer.Option(help="Depth backend.")] = None,
     depth_model: Annotated[str | None, typer.Option(help="Depth hub id or local path.")] = None,
     inpaint: Annotated[str | None, typer.Option(help="Inpainting backend.")] = None,
@@ -84,6 +88,7 @@ def build(
     from dvg.backends import MissingWeightsError
     from dvg.engine import apply_overrides, load_config
     from dvg.engine import build as run_build
+    from dvg.engine.lock import OutputLockedError
     from dvg.engine.progress import summary_table
 
     devices = {"device": device} if device else {}
@@ -109,13 +114,14 @@ def build(
                     "num_gpus": num_gpus,
                     "dvg_actors": dvg_actors,
                     "decode_workers": decode_workers,
+                    "threads": threads,
                 },
             ),
         )
         summary = run_build(
             videos, out, cfg, overwrite=overwrite, retry_failed=retry_failed, show_progress=progress
         )
-    except (ValueError, MissingWeightsError) as error:
+    except (ValueError, MissingWeightsError, OutputLockedError) as error:
         typer.echo(f"dvg build: {error}", err=True)
         raise typer.Exit(2) from None
     Console().print(summary_table(summary))

@@ -103,6 +103,9 @@ def convert(
     crf: Annotated[int, typer.Option(help="H.264 quality, 0-51 (lower is better).")] = 18,
     preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "medium",
     audio: Annotated[bool, typer.Option(help="Keep the audio tracks.")] = True,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Torch CPU threads; default: half the CPUs.")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Convert INPUT to a stereo video (streamed: memory does not grow with its length)."""
@@ -138,6 +141,7 @@ def convert(
             decode_chunk_size=decode_chunk,
             tile_size=tile_size,
             keep_audio=audio,
+            threads=threads,
         )
         result = run_convert(input, out, config, show_progress=progress)
     except (

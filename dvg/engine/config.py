@@ -17,6 +17,8 @@ from typing import Any, Literal
 import tomllib
 
 from dvg.backends import BackendSpec
+from dvg.engine.threads import check_threads
+from dvg.geometry.rendering import DEFAULT_ALPHA
 from dvg.video import VideoConfig
 
 StereoMode = Literal["relative", "metric"]
@@ -43,8 +45,9 @@ class StereoConfig:
     on the screen, so every disparity is >= 0."""
     depth_quantiles: tuple[float, float] = (0.02, 0.98)
     """Quantiles over the whole clip that map to the far and near ends (relative mode)."""
-    alpha: float = 20.0
-    """Softmax-splatting importance per pixel of disparity (Z = alpha * d)."""
+    alpha: float = DEFAULT_ALPHA
+    """Softmax-splatting importance per pixel of disparity (Z = alpha * d); the default is
+    measured in docs/benchmarks.md ("Choosing the splatting importance alpha")."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -114,6 +117,9 @@ class ExecutorConfig:
     """Clips encoded concurrently."""
     queue_size: int = 4
     """Clips waiting per DVG actor: the bounded queue between decode and the GPU stage."""
+    threads: int | None = None
+    """Torch intra-op threads of the DVG step on the CPU (per actor with Ray); None: half the
+    CPUs available, at least 1 (measured: docs/benchmarks.md)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("local", "ray"):
@@ -125,6 +131,7 @@ class ExecutorConfig:
                 raise ValueError(f"executor.{name} must be >= 1")
         if self.dvg_actors is not None and self.dvg_actors < 1:
             raise ValueError("executor.dvg_actors must be >= 1")
+        check_threads(self.threads, "executor.threads")
 
 
 @dataclass(frozen=True)

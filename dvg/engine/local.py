@@ -22,12 +22,20 @@ from dvg.engine.stages import (
     sidecar_check_for,
 )
 from dvg.engine.step import DVGStage
+from dvg.engine.threads import torch_threads
 
 
 def run_local(
     config: BuildConfig, out_dir: Path, groups: list[Group], progress: BuildProgress
 ) -> Iterator[dict[str, Any]]:
     """Process ``groups`` in order, yielding each group's done marker as it is committed."""
+    with torch_threads(config.executor.threads):
+        yield from _run(config, out_dir, groups, progress)
+
+
+def _run(
+    config: BuildConfig, out_dir: Path, groups: list[Group], progress: BuildProgress
+) -> Iterator[dict[str, Any]]:
     dvg = DVGStage(config)  # loads the models once, before any work
     decode = DecodeStage(config, sidecar_check=sidecar_check_for(config))
     encode = EncodeStage(config)

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from dvg.engine import ledger
 from dvg.engine.config import BuildConfig
 from dvg.engine.output import Group, GroupWriter
@@ -44,6 +46,7 @@ from dvg.engine.stages import (
     sidecar_check_for,
 )
 from dvg.engine.step import DVGStage
+from dvg.engine.threads import default_torch_threads
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class DVGWorker:
     """Actor body: one :class:`DVGStage` (models loaded once) per actor."""
 
     def __init__(self, config: BuildConfig) -> None:
+        # The actor's own process: set for good, nothing to restore.
+        torch.set_num_threads(config.executor.threads or default_torch_threads())
         self.stage = DVGStage(config)
 
     def process(self, item: ClipTask) -> tuple[ClipTask, Any]:

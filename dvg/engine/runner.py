@@ -13,6 +13,7 @@ from typing import Any
 from dvg import __version__
 from dvg.backends import check_weights
 from dvg.engine.config import BuildConfig
+from dvg.engine.lock import OutputLock
 from dvg.engine.output import (
     CONFIG_FILE,
     STATS_SUFFIX,
@@ -134,8 +135,10 @@ def build(
     """Run DVG over every input video and write resumable WebDataset shards to ``out_dir``.
 
     Raises ``ValueError`` (bad configuration, no inputs, an output folder from another
-    configuration) or :class:`~dvg.backends.MissingWeightsError` before any work starts; once
-    work starts, a bad video or clip becomes a ledger row and never stops the run.
+    configuration), :class:`~dvg.backends.MissingWeightsError` or
+    :class:`~dvg.engine.lock.OutputLockedError` (another build is writing ``out_dir``) before
+    any work starts; once work starts, a bad video or clip becomes a ledger row and never stops
+    the run. The folder is locked for the whole run (:mod:`dvg.engine.lock`).
     """
     start = time.monotonic()
     out_dir = Path(out_dir)
@@ -146,16 +149,29 @@ def build(
         check_weights(kind, getattr(config, kind))
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    _check_output(out_dir, config, overwrite)
-    clean_partial(out_dir)
-    if overwrite:
-        _remove_outputs(out_dir)
-    groups = plan_groups(videos, config.output.videos_per_group)
-    pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
+    # Everything below deletes or rewrites files of the folder: only one writer at a time.
+    with OutputLock(out_dir):
+        _check_output(out_dir, config, overwrite)
+        clean_partial(out_dir)
+        if overwrite:
+            _remove_outputs(out_dir)
+        groups = plan_groups(videos, config.output.videos_per_group)
+        pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
+        written = _run(config, out_dir, pending, show_progress)
+        manifest = rebuild_manifest(out_dir, _manifest_extra(config))
+    return summarise(out_dir, manifest, groups, written, time.monotonic() - start)
+
+
+def _manifest_extra(config: BuildConfig) -> dict[str, Any]:
+    return {"config_hash": config.data_hash(), "code_version": __version__}
+
+
+def _run(
+    config: BuildConfig, out_dir: Path, pending: list[Group], show_progress: bool
+) -> list[dict[str, Any]]:
+    """Record the configuration, run the executor over ``pending``; the groups' done markers."""
     record = {"config_hash": config.data_hash(), "code_version": __version__, **config.to_dict()}
     atomic_write(out_dir / CONFIG_FILE, lambda f: f.write(json.dumps(record, indent=1).encode()))
-    manifest_extra = {"config_hash": config.data_hash(), "code_version": __version__}
-
     progress = BuildProgress(sum(len(g.videos) for g in pending), enabled=show_progress)
     written: list[dict[str, Any]] = []
     try:
@@ -171,11 +187,10 @@ def build(
             for stats in committed:
                 written.append(stats)
                 # A valid manifest after every group: a killed run is still readable.
-                rebuild_manifest(out_dir, manifest_extra)
+                rebuild_manifest(out_dir, _manifest_extra(config))
     finally:
         progress.close()
-    manifest = rebuild_manifest(out_dir, manifest_extra)
-    return summarise(out_dir, manifest, groups, written, time.monotonic() - start)
+    return written
 
 
 def summarise(

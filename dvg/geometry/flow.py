@@ -28,6 +28,11 @@ def backward_warp(image: Tensor, flow: Tensor, *, mode: str = "bilinear") -> Ten
     check_flow(flow, "flow", image, "image")
     if mode not in ("bilinear", "nearest"):
         raise ValueError(f"mode must be 'bilinear' or 'nearest', got {mode!r}")
+    return warp(image, flow, mode)
+
+
+def warp(image: Tensor, flow: Tensor, mode: str = "bilinear") -> Tensor:
+    """:func:`backward_warp` without argument checks, for callers that checked them once."""
     h, w = image.shape[-2:]
     target = pixel_grid(h, w, device=flow.device, dtype=flow.dtype) + flow
     # align_corners=True maps -1 / +1 to the centres of the first / last pixel, matching the
@@ -48,6 +53,10 @@ def flow_in_bounds(flow: Tensor) -> Tensor:
         (B, 1, H, W) bool.
     """
     check_flow(flow, "flow")
+    return _in_bounds(flow)
+
+
+def _in_bounds(flow: Tensor) -> Tensor:
     h, w = flow.shape[-2:]
     target = pixel_grid(h, w, device=flow.device, dtype=flow.dtype) + flow
     x, y = target[:, 0:1], target[:, 1:2]
@@ -66,6 +75,10 @@ def motion_boundaries(flow: Tensor, beta1: float = 0.01, beta2: float = 0.002) -
         (B, 1, H, W) bool, True on motion boundaries.
     """
     check_flow(flow, "flow")
+    return _boundaries(flow, beta1, beta2)
+
+
+def _boundaries(flow: Tensor, beta1: float, beta2: float) -> Tensor:
     dx = torch.zeros_like(flow)
     dy = torch.zeros_like(flow)
     dx[..., :, :-1] = flow[..., :, 1:] - flow[..., :, :-1]
@@ -99,12 +112,34 @@ def forward_backward_consistency(
     """
     check_flow(flow_forward, "flow_forward")
     check_flow(flow_backward, "flow_backward", flow_forward, "flow_forward")
-    backward_at_target = backward_warp(flow_backward, flow_forward)
+    return consistency(
+        flow_forward,
+        flow_backward,
+        alpha1=alpha1,
+        alpha2=alpha2,
+        motion_boundary=motion_boundary,
+        beta1=beta1,
+        beta2=beta2,
+    )
+
+
+def consistency(
+    flow_forward: Tensor,
+    flow_backward: Tensor,
+    *,
+    alpha1: float = 0.01,
+    alpha2: float = 0.5,
+    motion_boundary: bool = False,
+    beta1: float = 0.01,
+    beta2: float = 0.002,
+) -> Tensor:
+    """:func:`forward_backward_consistency` without argument checks."""
+    backward_at_target = warp(flow_backward, flow_forward)
     mismatch = (flow_forward + backward_at_target).square().sum(dim=1, keepdim=True)
     magnitude = flow_forward.square().sum(dim=1, keepdim=True) + backward_at_target.square().sum(
         dim=1, keepdim=True
     )
     inconsistent = mismatch > alpha1 * magnitude + alpha2
     if motion_boundary:
-        inconsistent = inconsistent | motion_boundaries(flow_forward, beta1, beta2)
-    return ~inconsistent & flow_in_bounds(flow_forward)
+        inconsistent = inconsistent | _boundaries(flow_forward, beta1, beta2)
+    return ~inconsistent & _in_bounds(flow_forward)

@@ -58,7 +58,8 @@ def softmax_splat(
     (a log-sum-exp per target pixel, found with ``scatter_reduce(amax)``), so far surfaces do not
     underflow to black when ``alpha * disparity`` spans hundreds. Accumulates in float32 (float64
     for float64 inputs) and returns the image's dtype. Differentiable w.r.t. ``image``, ``flow``
-    and ``importance``.
+    and ``importance``. A flow with no vertical component (stereo) takes a faster path with
+    bitwise the same result when no gradient is recorded.
 
     Args:
         image: (B, C, H, W) source image.
@@ -82,7 +83,42 @@ def softmax_splat(
                 f"source_mask must have shape {tuple(importance.shape)}, "
                 f"got {tuple(source_mask.shape)}"
             )
+    return splat(image, flow, importance, hole_threshold=hole_threshold, source_mask=source_mask)
 
+
+def splat(
+    image: Tensor,
+    flow: Tensor,
+    importance: Tensor,
+    *,
+    hole_threshold: float = 0.5,
+    source_mask: Tensor | None = None,
+) -> SplatResult:
+    """:func:`softmax_splat` without argument checks, for callers that checked them once.
+
+    ``flow`` is (B, 2, H, W), or (B, 1, H, W) for a horizontal flow (x only; y = 0, as stereo
+    has). Horizontal flows take :func:`_splat_rows` unless a gradient is recorded.
+    """
+    needs_grad = torch.is_grad_enabled() and (
+        image.requires_grad or flow.requires_grad or importance.requires_grad
+    )
+    if flow.shape[1] == 1:
+        if not needs_grad:
+            return _splat_rows(image, flow, importance, hole_threshold, source_mask)
+        flow = torch.cat([flow, torch.zeros_like(flow)], dim=1)
+    elif not needs_grad and not bool(torch.count_nonzero(flow[:, 1]) > 0):
+        return _splat_rows(image, flow[:, :1], importance, hole_threshold, source_mask)
+    return _splat_general(image, flow, importance, hole_threshold, source_mask)
+
+
+def _splat_general(
+    image: Tensor,
+    flow: Tensor,
+    importance: Tensor,
+    hole_threshold: float,
+    source_mask: Tensor | None,
+) -> SplatResult:
+    """Any (B, 2, H, W) flow: up to four bilinear corners per source pixel, differentiable."""
     b, c, h, w = image.shape
     acc = torch.float64 if image.dtype == torch.float64 else torch.float32
     target = pixel_grid(h, w, device=image.device, dtype=acc) + flow.to(acc)  # (B, 2, H, W)
@@ -135,5 +171,82 @@ def softmax_splat(
     # Zero-eps normalisation: empty pixels divide by 1 and stay 0, covered pixels are exact.
     safe_denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     warped = (numerator / safe_denominator).to(image.dtype)
+    weight = coverage.to(image.dtype)
+    return SplatResult(image=warped, weight=weight, holes=weight < hole_threshold)
+
+
+def _splat_rows(
+    image: Tensor,
+    flow_x: Tensor,
+    importance: Tensor,
+    hole_threshold: float,
+    source_mask: Tensor | None,
+) -> SplatResult:
+    """A horizontal flow ``flow_x`` (B, 1, H, W): :func:`_splat_general`'s result, bitwise.
+
+    A landing point's row is its source row, so each source pixel touches at most two corners,
+    (x0, row) and (x0 + 1, row). The same numbers are computed with the same operations in the
+    same order (``exp`` and ``log`` over the same (K, B, H, W) layout, so their vectorised and
+    scalar lanes line up; every scatter adds in corner-major, then raster order), with 1-D
+    indices, one 1-D scatter per channel instead of a channels-last payload, and in-place
+    temporaries. Not differentiable (in-place work): :func:`splat` sends gradients elsewhere.
+    """
+    b, c, h, w = image.shape
+    n = b * h * w
+    device = image.device
+    acc = torch.float64 if image.dtype == torch.float64 else torch.float32
+    x = torch.arange(w, device=device, dtype=acc) + flow_x[:, 0].to(acc)  # (B, H, W)
+    x0 = torch.floor(x)
+    fx = x.sub_(x0)
+    k = 2 if bool((fx > 0).any()) else 1  # integer flows touch one corner only
+    bilinear = torch.empty((k, b, h, w), dtype=acc, device=device)
+    torch.sub(1, fx, out=bilinear[0])
+    valid = torch.empty((k, b, h, w), dtype=torch.bool, device=device)
+    torch.ge(x0, 0, out=valid[0])
+    valid[0].logical_and_(x0 < w).logical_and_(bilinear[0] > 0)
+    if k == 2:
+        bilinear[1].copy_(fx)
+        torch.ge(x0, -1, out=valid[1])
+        valid[1].logical_and_(x0 < w - 1).logical_and_(fx > 0)
+    if source_mask is not None:
+        valid.logical_and_(source_mask[:, 0].bool())
+
+    # Invalid corners go to a "dump" slot past the end (as in _splat_general).
+    index = torch.empty((k, b, h, w), dtype=torch.long, device=device)
+    index[0].copy_(x0).add_(torch.arange(b * h, device=device).view(b, h, 1) * w)
+    if k == 2:
+        torch.add(index[0], 1, out=index[1])
+    invalid = valid.logical_not_()
+    index.masked_fill_(invalid, n)
+    index = index.view(-1)
+
+    # Fresh memory costs page faults, so each buffer is reused once its content is spent:
+    # the coverage is scattered first, then the bilinear weights become the logits, their
+    # shifts and the weighted colours share one buffer, and the normalised image is divided
+    # in place into the sums.
+    sums = torch.zeros((c + 2, n + 1), dtype=acc, device=device)
+    bilinear.masked_fill_(invalid, 0.0)
+    sums[c + 1].index_add_(0, index, bilinear.view(-1))
+    # log(0) = -inf marks invalid corners, as the general path's where(valid, ., -inf) does.
+    logits = bilinear.log_().add_(importance[:, 0].to(acc)).view(-1)
+    peak = torch.full((n + 1,), -torch.inf, dtype=acc, device=device)
+    peak.scatter_reduce_(0, index, logits, reduce="amax")
+    peak.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # the general path's isfinite guard
+    scratch = torch.empty_like(logits)
+    # 0 at invalid corners: exp(-inf - 0), their shift being the dump slot's.
+    contribution = logits.sub_(torch.index_select(peak, 0, index, out=scratch)).exp_()
+    del peak
+    sums[c].index_add_(0, index, contribution)
+    source = image.to(acc)
+    weighted = scratch.view(k, b, h, w)
+    for channel in range(c):
+        torch.mul(source[:, channel], contribution.view(k, b, h, w), out=weighted)
+        sums[channel].index_add_(0, index, scratch)
+    sums = sums[:, :n].view(c + 2, b, h, w).transpose(0, 1)
+    numerator, denominator, coverage = sums[:, :c], sums[:, c : c + 1], sums[:, c + 1 :]
+
+    # Zero-eps normalisation, as where(denominator > 0, denominator, 1) (NaN included).
+    denominator.masked_fill_(~(denominator > 0), 1.0)
+    warped = numerator.div_(denominator).to(image.dtype)
     weight = coverage.to(image.dtype)
     return SplatResult(image=warped, weight=weight, holes=weight < hole_threshold)

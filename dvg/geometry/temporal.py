@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dvg.geometry.flow import backward_warp, forward_backward_consistency
-from dvg.geometry.guards import check_finite, check_mask
+from dvg.geometry.flow import consistency, warp
+from dvg.geometry.guards import check_finite, check_flow, check_mask
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,10 @@ def clip_flow_confidence(
     b, pairs, _, h, w = flows_forward.shape
     fwd = flows_forward.reshape(b * pairs, 2, h, w)
     bwd = flows_backward.reshape(b * pairs, 2, h, w)
-    forward = forward_backward_consistency(fwd, bwd, motion_boundary=motion_boundary)
-    backward = forward_backward_consistency(bwd, fwd, motion_boundary=motion_boundary)
+    check_flow(fwd, "flows_forward")
+    check_flow(bwd, "flows_backward")
+    forward = consistency(fwd, bwd, motion_boundary=motion_boundary)
+    backward = consistency(bwd, fwd, motion_boundary=motion_boundary)
     return ClipConfidence(
         forward=forward.view(b, pairs, h, w), backward=backward.view(b, pairs, h, w)
     )
@@ -84,7 +86,7 @@ def clip_flow_confidence(
 def _warp_frames(frames: Tensor, flows: Tensor) -> Tensor:
     """Warp (B, N, H, W) frames by (B, N, 2, H, W) flows, frame by frame."""
     b, n, h, w = frames.shape
-    warped = backward_warp(frames.reshape(b * n, 1, h, w), flows.reshape(b * n, 2, h, w))
+    warped = warp(frames.reshape(b * n, 1, h, w), flows.reshape(b * n, 2, h, w))
     return warped.view(b, n, h, w)
 
 
@@ -152,7 +154,7 @@ def mask_flicker(masks: Tensor, flows_forward: Tensor, confidence_forward: Tenso
     _check_clip_confidence(masks, confidence_forward, "confidence_forward")
     b, f, h, w = masks.shape
     m = (masks > 0.5).to(flows_forward.dtype)
-    nxt = backward_warp(
+    nxt = warp(
         m[:, 1:].reshape(-1, 1, h, w), flows_forward.reshape(-1, 2, h, w), mode="nearest"
     ).view(b, f - 1, h, w)
     weight = confidence_forward.to(m.dtype)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dvg.backends import BackendSpec
+from dvg.engine.threads import check_threads, torch_threads
 from pipelines.convert.formats import check_layout, compose, frame_size, resolve_output
 from pipelines.convert.io import VideoWriter, finish_output, iter_frames, partial_path, probe
 from pipelines.convert.methods import (
@@ -19,6 +20,7 @@ from pipelines.convert.methods import (
     check_model_dir,
     create_method,
 )
+from pipelines.convert.stream import Drain, Prefetch
 from pipelines.convert.warp import WarpConfig
 
 DEPTH_MODEL_BACKENDS = ("dpt", "depth-anything", "marigold")
@@ -54,6 +56,8 @@ class ConvertConfig:
             (model CPU offload; frames per VAE decode call; U-Net latent tiles of this many
             pixels, a multiple of 64, None = whole frames).
         keep_audio: copy the source's audio tracks into the output.
+        threads: torch intra-op threads while converting (None: half the CPUs available, at
+            least 1, measured in docs/benchmarks.md; restored afterwards).
     """
 
     method: str = "warp-inpaint"
@@ -81,6 +85,7 @@ class ConvertConfig:
     decode_chunk_size: int | None = None
     tile_size: int | None = None
     keep_audio: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.method not in STEREO_METHODS:
@@ -103,6 +108,7 @@ class ConvertConfig:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if self.overlap is not None and self.overlap < 0:
             raise ValueError(f"overlap must be >= 0, got {self.overlap}")
+        check_threads(self.threads)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -208,6 +214,13 @@ def convert(
         EncodeError: ffmpeg could not write the output.
     """
     config = config or ConvertConfig()
+    with torch_threads(config.threads):
+        return _convert(input, output, config, show_progress)
+
+
+def _convert(
+    input: str | Path, output: str | Path, config: ConvertConfig, show_progress: bool
+) -> ConvertResult:
     start = time.perf_counter()
     source_path = Path(input)
     info = probe(source_path)  # fails fast, before any model loads
@@ -225,15 +238,24 @@ def convert(
     writer = VideoWriter(temporary, size, fps, crf=config.crf, preset=config.preset)
     source = StreamSource(str(source_path), info.width, info.height)
     frames = 0
+    # Decode, depth (one window ahead, inside process_pairs), warp + inpaint (this thread) and
+    # compose + encode overlap; each queue holds at most a window of frames.
+    queued = max(method.window, 1)
+    encoder = Drain(lambda pair: writer.write(compose(config.layout, *pair)), queued, "encode")
     try:
-        with _progress(show_progress, info.num_frames, out.name) as advance:
-            for left, right in method.process_pairs(iter_frames(info), source):
-                writer.write(compose(config.layout, left, right))
+        with (
+            Prefetch(iter_frames(info), queued, "decode") as decoded,
+            _progress(show_progress, info.num_frames, out.name) as advance,
+        ):
+            for pair in method.process_pairs(decoded, source):
+                encoder.put(pair)
                 frames += 1
                 advance()
+        encoder.finish()
         writer.close()
     except BaseException:
-        writer.abort()
+        writer.abort()  # a write blocked on the pipe fails, so the encode thread can stop
+        encoder.stop()
         temporary.unlink(missing_ok=True)
         raise
     audio = finish_output(temporary, source_path, out, config.keep_audio)

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dvg.backends import INPAINT_BACKENDS, BackendSpec, DepthContext, InpaintBackend
+from pipelines.convert.stream import Prefetch
 from pipelines.convert.warp import WarpConfig, WarpResult, WarpStage, identity_transform
 from pipelines.windows import WindowSpan, check_window, crossfade_weights, iter_windows
 
@@ -117,14 +118,29 @@ class StereoMethod(ABC):
         """
         check_window(self.window, self.overlap)
         self.start_video()
+
+        def prepared_windows() -> Iterator[tuple[WindowSpan, np.ndarray, DepthContext, Any]]:
+            nonlocal source
+            for window in iter_windows(frames, self.window, self.overlap, self.fixed_length):
+                stacked = np.stack(window.items)
+                source, context = _depth_context(stacked, window.span, source)
+                yield window.span, stacked, context, self.prepare(stacked, context)
+
+        # The next window is stacked and prepared (depth) while this one is rendered.
+        with Prefetch(prepared_windows(), size=1, name="depth") as windows:
+            yield from self._blend(windows)
+
+    def _blend(
+        self, windows: Iterable[tuple[WindowSpan, np.ndarray, DepthContext, Any]]
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Right views of each prepared window, cross-faded over overlapping frames, in order."""
         held: list[tuple[np.ndarray, np.ndarray]] = []  # outputs of overlap frames, not yet out
         held_start = 0  # stream index of held[0]
-        windows = iter_windows(frames, self.window, self.overlap, self.fixed_length)
-        for window in windows:
-            span = window.span
-            frames = np.stack(window.items)
-            source, context = _depth_context(frames, span, source)
-            right = self.right_views(frames, context)
+        for span, frames, context, prepared in windows:
+            if prepared is None:
+                right = self.right_views(frames, context)
+            else:
+                right = self.right_views(frames, context, prepared)
             # Frames of this window that an earlier window already produced: blend the ones
             # still held, skip the ones already emitted (a moved-back last window).
             first_held = max(span.start, held_start)
@@ -149,6 +165,13 @@ class StereoMethod(ABC):
 
     def start_video(self) -> None:  # noqa: B027 (an optional hook, not abstract)
         """Reset per-video state (called at the start of ``process_pairs``)."""
+
+    def prepare(self, frames: np.ndarray, context: DepthContext) -> Any:
+        """Work on a window that needs no state of earlier windows (e.g. its depth); runs one
+        window ahead, in another thread. Its result, unless None, is passed to
+        ``right_views`` as a third argument."""
+        del frames, context
+        return None
 
     @abstractmethod
     def right_views(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
@@ -207,8 +230,13 @@ class WarpInpaint(StereoMethod):
     def start_video(self) -> None:
         self.warp.reset()
 
-    def right_views(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
-        warped = self.warp(frames, context)
+    def prepare(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
+        return self.warp.depth_of(frames, context)
+
+    def right_views(
+        self, frames: np.ndarray, context: DepthContext, depth: np.ndarray | None = None
+    ) -> np.ndarray:
+        warped = self.warp(frames, context, depth)
         images, holes, (h, w) = pad_to_multiple(warped.right, warped.holes, INPAINT_MULTIPLE)
         return np.ascontiguousarray(self.inpainter.inpaint(images, holes)[:, :h, :w])
 

@@ -154,6 +154,11 @@ def frame_bounds(inverse_depth: np.ndarray, quantiles: tuple[float, float]) -> n
     return np.quantile(sample, quantiles, axis=1).T.astype(np.float64)
 
 
+def _check_frames(frames: np.ndarray) -> None:
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be (F, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+
+
 class WarpStage:
     """Depth, temporally smoothed normalisation and forward render, one window at a time.
 
@@ -177,14 +182,10 @@ class WarpStage:
         self._state: np.ndarray | None = None
         self._next_index = 0
 
-    def __call__(self, frames: np.ndarray, context: DepthContext) -> WarpResult:
-        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) consecutive
-        native indices, never going back beyond frames already seen -> :class:`WarpResult`."""
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(
-                f"frames must be (F, H, W, 3) uint8, got {frames.shape} {frames.dtype}"
-            )
-        indices = np.asarray(context.source_indices, dtype=np.int64)
+    def depth_of(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
+        """The depth stage alone: (F, H, W, 3) uint8 frames -> (F, H, W) float32 finite relative
+        inverse depth. Stateless, so it can run ahead of :meth:`__call__` in another thread."""
+        _check_frames(frames)
         prediction = self.depth.predict(frames, context)
         inverse_depth = np.asarray(prediction.inverse_depth, dtype=np.float32)
         if inverse_depth.shape != frames.shape[:3]:
@@ -192,8 +193,23 @@ class WarpStage:
                 f"depth backend {self.depth.name} returned {inverse_depth.shape}, "
                 f"expected {frames.shape[:3]}"
             )
-        if not np.isfinite(inverse_depth).all():
+        # A NaN or inf makes the sum non-finite; only then is the element-wise check needed.
+        if not np.isfinite(inverse_depth.sum(dtype=np.float64)) and not (
+            np.isfinite(inverse_depth).all()
+        ):
             raise ValueError(f"depth backend {self.depth.name} returned NaN or infinite depth")
+        return inverse_depth
+
+    def __call__(
+        self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
+    ) -> WarpResult:
+        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) consecutive
+        native indices, never going back beyond frames already seen; ``inverse_depth``: the
+        window's :meth:`depth_of` when already computed -> :class:`WarpResult`."""
+        _check_frames(frames)
+        if inverse_depth is None:
+            inverse_depth = self.depth_of(frames, context)
+        indices = np.asarray(context.source_indices, dtype=np.int64)
         bounds = self._smoothed_bounds(frames, inverse_depth, indices)
 
         n, h, w = inverse_depth.shape
@@ -216,7 +232,8 @@ class WarpStage:
                 splat = forward_render(
                     image, d, alpha=self.config.alpha, hole_threshold=self.config.hole_threshold
                 )
-                rgb = splat.image.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1)
+                # In place on the render's own tensor: the same values as out-of-place ops.
+                rgb = splat.image.clamp_(0, 1).mul_(255).round_().byte().permute(0, 2, 3, 1)
                 right[s : s + step] = rgb.cpu().numpy()
                 holes[s : s + step] = splat.holes[:, 0].cpu().numpy()
                 disparity[s : s + step] = d[:, 0].float().cpu().numpy()

@@ -81,7 +81,9 @@ def test_seam_error_of_a_random_model_is_within_noise_of_its_within_window_error
     assert seam <= 1.1 * within
 
 
-def coherent_denoiser(noisy, timesteps, masked, mask, reference, embeddings, time_ids, deviation):
+def coherent_denoiser(
+    noisy, timesteps, masked, mask, reference, embeddings, time_ids, deviation, reference_bank=None
+):
     """Test double of the U-Net: the exact v-prediction for clips whose frames are one N(0, I)
     latent, a perfectly temporally coherent video model that ignores its conditioning. It is
     the worst case for seams: each window's content comes from its own noise alone, so windows

@@ -222,7 +222,9 @@ def test_save_pretrained_round_trips(pipe, tmp_path):
     )
 
 
-def spatially_pointwise(noisy, timesteps, masked, mask, reference, embeddings, time_ids, deviation):
+def spatially_pointwise(
+    noisy, timesteps, masked, mask, reference, embeddings, time_ids, deviation, reference_bank=None
+):
     """A U-Net double that mixes its inputs per latent cell only (so tiles cannot change it)."""
     return (0.5 * noisy + 0.3 * masked - 0.2 * reference + mask).float()
 

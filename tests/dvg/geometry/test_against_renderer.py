@@ -66,8 +66,11 @@ def test_stereo_reprojection_is_the_disparity_flow(fractional_scene):
 
 
 def test_integer_disparity_splat_is_exact_on_visible_pixels(integer_scene):
+    # Exact to 1e-4 needs a sharp ordering (z-buffer behaviour): the default alpha = 5 leaves a
+    # surface landing 1 px behind a nearer one e^-5 of the weight, traded for accuracy on real
+    # pairs (docs/benchmarks.md, "Choosing the splatting importance alpha").
     r = integer_scene
-    out = forward_render(r.left, r.disparity)
+    out = forward_render(r.left, r.disparity, alpha=20.0)
     visible = ~r.occlusion_right
     assert visible.float().mean() > 0.8
     assert (out.image - r.right).abs().amax(dim=1, keepdim=True)[visible].max() < 1e-4

@@ -8,6 +8,7 @@ from dvg.geometry import (
     inverse_depth_bounds,
     relative_inverse_depth_to_disparity,
 )
+from dvg.geometry.depth import select_quantiles
 
 
 def test_depth_to_disparity_hand_computed(device, dtype):
@@ -133,3 +134,23 @@ def test_gradcheck():
         lambda q: relative_inverse_depth_to_disparity(q, 8.0, convergence=0.3, bounds=bounds),
         (inv,),
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 1000), (2, 4097), (9, 301)])
+def test_selected_quantiles_equal_torch_quantile_bitwise(dtype, shape):
+    g = torch.Generator().manual_seed(shape[1])
+    values = torch.randn(shape, generator=g, dtype=dtype)
+    values[:, ::3] = values[:, :1].clone()  # ties
+    for q in [(0.02, 0.98), (0.0, 0.5), (0.25, 1.0), (0.1, 0.9, 0.999)]:
+        expected = torch.quantile(values, torch.tensor(q, dtype=dtype), dim=1)
+        got = select_quantiles(values, q)
+        assert got.dtype == expected.dtype and got.shape == expected.shape
+        assert torch.equal(got, expected), q
+
+
+def test_inverse_depth_bounds_are_torch_quantiles_of_the_clip():
+    clip = torch.rand(5, 1, 12, 17) ** 3
+    low, high = inverse_depth_bounds(clip.transpose(0, 1), 0.02, 0.98)
+    expected = torch.quantile(clip.flatten(), torch.tensor([0.02, 0.98]))
+    assert torch.equal(low, expected[:1]) and torch.equal(high, expected[1:])

@@ -2,7 +2,14 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from dvg.geometry import softmax_splat
+from dvg.geometry import (
+    backward_render,
+    forward_render,
+    softmax_splat,
+    splatting,
+    stereo_flow,
+    zbuffer_disparity,
+)
 
 
 def zeros_flow(b: int, h: int, w: int, dtype=torch.float32) -> torch.Tensor:
@@ -139,3 +146,92 @@ def test_gradcheck_image_flow_and_importance():
     assert gradcheck(
         lambda f: softmax_splat(image.detach(), f, importance.detach()).weight, (flow,)
     )
+
+
+def assert_bitwise_equal(a: torch.Tensor, b: torch.Tensor) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape
+    if a.is_floating_point():
+        bits = {torch.float16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
+        a, b = a.contiguous().view(bits[a.dtype]), b.contiguous().view(bits[b.dtype])
+    assert torch.equal(a, b), f"{(a != b).sum().item()} elements differ"
+
+
+def stereo_disparity(kind: str, shape: tuple[int, ...], dtype, g) -> torch.Tensor:
+    d = torch.randn(shape, generator=g, dtype=dtype) * 6
+    if kind == "integer":
+        return d.round()
+    if kind == "negative":
+        return -d.abs() - 0.25
+    if kind == "halves":  # exact .5 landings and some pixels leaving the frame
+        return (d * 2).round() / 2 + 40 * (torch.rand(shape, generator=g) < 0.05).to(dtype)
+    return d  # fractional, both signs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["fractional", "integer", "negative", "halves"])
+def test_horizontal_path_is_bitwise_the_general_splat(dtype, kind):
+    """The stereo fast path reproduces the general 2-D splat (the implementation used for every
+    flow before the fast path existed) bit for bit: image, coverage and holes."""
+    g = torch.Generator().manual_seed(7)
+    b, c, h, w = 3, 3, 11, 37
+    image = torch.rand(b, c, h, w, generator=g, dtype=dtype)
+    disparity = stereo_disparity(kind, (b, 1, h, w), dtype, g)
+    importance = 20.0 * disparity
+    source_mask = torch.rand(b, 1, h, w, generator=g) > 0.2
+    flow = torch.cat([-disparity, torch.zeros_like(disparity)], dim=1)
+    for mask in (None, source_mask):
+        general = splatting._splat_general(image, flow, importance, 0.5, mask)
+        for fast in (
+            splatting._splat_rows(image, -disparity, importance, 0.5, mask),
+            softmax_splat(image, flow, importance, source_mask=mask),  # dispatches on y == 0
+        ):
+            assert_bitwise_equal(fast.image, general.image)
+            assert_bitwise_equal(fast.weight, general.weight)
+            assert torch.equal(fast.holes, general.holes)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_renders_are_bitwise_the_general_splat_at_any_thread_count(threads):
+    # Large enough for torch to split its element-wise loops between threads.
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 3, 48, 400, generator=g)
+    disparity = stereo_disparity("fractional", (2, 1, 48, 400), torch.float32, g)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        expected = splatting._splat_general(
+            image, stereo_flow(disparity), 20 * disparity, 0.5, None
+        )
+        got = forward_render(image, disparity, alpha=20.0)
+        target = got.image.flip(-1)
+        zbuffered, owned = zbuffer_disparity(disparity)
+        back_expected = splatting._splat_general(
+            target, stereo_flow(-zbuffered), 20 * zbuffered, 0.5, owned
+        )
+        back = backward_render(image, disparity, target, alpha=20.0)
+    finally:
+        torch.set_num_threads(before)
+    assert_bitwise_equal(got.image, expected.image)
+    assert_bitwise_equal(got.weight, expected.weight)
+    assert_bitwise_equal(back.rendered_source, back_expected.image)
+    assert torch.equal(back.mask, back_expected.holes)
+
+
+def test_half_precision_stereo_path_matches_the_general_splat():
+    g = torch.Generator().manual_seed(5)
+    image = torch.rand(1, 3, 9, 31, generator=g).half()
+    disparity = stereo_disparity("fractional", (1, 1, 9, 31), torch.float32, g).half()
+    flow = torch.cat([-disparity, torch.zeros_like(disparity)], dim=1)
+    general = splatting._splat_general(image, flow, 20 * disparity, 0.5, None)
+    fast = forward_render(image, disparity, alpha=20.0)
+    assert_bitwise_equal(fast.image, general.image)
+    assert_bitwise_equal(fast.weight, general.weight)
+
+
+def test_gradients_take_the_general_path():
+    image = torch.rand(1, 2, 3, 6, dtype=torch.float64, requires_grad=True)
+    disparity = torch.full((1, 1, 3, 6), 1.5, dtype=torch.float64)
+    out = forward_render(image, disparity)
+    assert out.image.requires_grad
+    out.image.sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0

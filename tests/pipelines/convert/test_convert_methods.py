@@ -26,6 +26,8 @@ class FakePipeline:
 
     loaded: ClassVar[dict] = {}
     pulled = 0
+    # What the converter reads from the model: the deviation range it was trained on.
+    model = types.SimpleNamespace(config=types.SimpleNamespace(deviation_range=(0.2, 0.8)))
 
     @classmethod
     def from_pretrained(cls, model_dir, *, torch_dtype=None):
@@ -96,6 +98,30 @@ def test_spatialdreamer_streams_the_warp_into_the_pipeline(tmp_path, monkeypatch
         "window": 8,
         "overlap": 2,
     }
+
+
+@pytest.mark.parametrize(("deviation", "warns"), [(0.5, False), (0.9, True), (None, False)])
+def test_a_deviation_outside_the_trained_range_warns(tmp_path, monkeypatch, deviation, warns):
+    import warnings
+
+    module = types.ModuleType("pipelines.pipeline")
+    module.SpatialDreamerPipeline = FakePipeline
+    monkeypatch.setitem(sys.modules, "pipelines.pipeline", module)
+    (tmp_path / "spatialdreamer.json").write_text("{}")
+    config = MethodConfig(
+        warp=WarpConfig(depth=BackendSpec("sidecar"), device="cpu"),
+        model=str(tmp_path),
+        deviation=deviation,
+        dtype="float32",
+        device="cpu",
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        create_method("spatialdreamer", config)
+    messages = [str(w.message) for w in caught if "5-95% range" in str(w.message)]
+    assert bool(messages) == warns
+    if warns:
+        assert "0.2 to 0.8" in messages[0]
 
 
 def test_spatialdreamer_needs_an_exported_model(tmp_path):
