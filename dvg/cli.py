@@ -160,14 +160,26 @@ def preview(
     samples: Annotated[int, typer.Option(min=1, help="Samples to show.")] = 4,
     frames: Annotated[int, typer.Option(min=1, help="Frames per sample.")] = 1,
     video: Annotated[
-        Path | None, typer.Option(help="Also write a side-by-side mp4 of the first sample.")
+        Path | None, typer.Option(help="Also write a labelled mp4 of the first chosen sample.")
     ] = None,
+    keys: Annotated[
+        list[str] | None,
+        typer.Option("--keys", help="Show these sample keys (repeat or comma-separate)."),
+    ] = None,
+    random: Annotated[
+        int | None, typer.Option(min=1, help="Show N samples drawn at random from all shards.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --random.")] = 0,
 ) -> None:
     """Draw x1, x2, M over x1, x1~ and depth for a few samples (and optionally an mp4)."""
     from dvg.report import preview as draw_preview
 
+    names = [k.strip() for item in keys for k in item.split(",") if k.strip()] if keys else None
     try:
-        result = draw_preview(source, out, samples=samples, frames_per_sample=frames, video=video)
+        result = draw_preview(
+            source, out, samples=samples, frames_per_sample=frames, video=video, keys=names,
+            random=random, seed=seed,
+        )  # fmt: skip
     except ValueError as error:
         typer.echo(f"dvg preview: {error}", err=True)
         raise typer.Exit(2) from None
@@ -186,10 +198,15 @@ def synth(
     width: Annotated[int | None, typer.Option(help="Width (scene default if unset).")] = None,
 ) -> None:
     """Render a procedural scene to <scene>.mp4 with sidecar depth and camera files."""
-    from dvg.synthetic import SCENES, render_scene, write_clip
+    from dvg.progress import Progress
+    from dvg.synthetic import SCENES, build_scene, write_clip
 
     if scene not in SCENES:
         raise typer.BadParameter(f"unknown scene {scene!r}; known: {', '.join(sorted(SCENES))}")
-    clip = render_scene(scene, seed=seed, height=height, width=width, num_frames=frames)
+    setup = build_scene(scene, seed, height, width, frames)
+    frames_n = int(setup.world_to_camera.shape[0])
+    # Each frame is ray cast for both eyes, then each frame pair for its flow: 2F - 1 steps.
+    with Progress("dvg synth", 2 * frames_n - 1, unit="steps", log_every=10.0) as progress:
+        clip = setup.render(on_step=lambda done, _: progress.update(done))
     for kind, path in write_clip(clip, out, scene).items():
         typer.echo(f"{kind}: {path}")

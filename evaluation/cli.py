@@ -10,7 +10,7 @@ import typer
 app = typer.Typer(
     help=(
         "Measure stereo synthesis the paper's way (PSNR, SSIM, LPIPS at t=5/10; FVD, E_warp): "
-        "`evaluation run --benchmark synthetic|realestate10k|video`."
+        "`evaluation run --benchmark synthetic|realestate10k|video|stereo`."
     ),
     no_args_is_help=True,
 )
@@ -23,14 +23,21 @@ def main() -> None:
 
 @app.command()
 def run(
-    benchmark: Annotated[str, typer.Option(help="synthetic, realestate10k or video.")],
+    benchmark: Annotated[str, typer.Option(help="synthetic, realestate10k, video or stereo.")],
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation_output"),
     methods: Annotated[
         list[str], typer.Option("--methods", help="oracle, warp-telea, warp-sd, spatialdreamer.")
     ] = ["oracle", "warp-telea"],  # noqa: B006 (typer needs a list default)
     data: Annotated[str | None, typer.Option(help="RealEstate10K folder.")] = None,
+    pairs: Annotated[
+        str | None,
+        typer.Option(help="stereo: folder of your clips (NAME_L + NAME_R, or NAME_SBS / NAME_TB)."),
+    ] = None,
+    every: Annotated[int, typer.Option(help="stereo: score every n-th frame.")] = 10,
     model: Annotated[str | None, typer.Option(help="Exported SpatialDreamer model.")] = None,
-    depth_model: Annotated[str | None, typer.Option(help="Depth backend or dpt path.")] = None,
+    depth_model: Annotated[
+        str | None, typer.Option(help="ground-truth, a depth backend (dpt, sidecar, ...) or path.")
+    ] = None,
     lpips_trunk: Annotated[str, typer.Option(help="alex or vgg.")] = "alex",
     lpips_trunk_weights: Annotated[str | None, typer.Option(help="torchvision checkpoint.")] = None,
     lpips_linear_weights: Annotated[str | None, typer.Option(help="LPIPS lin layers.")] = None,
@@ -45,6 +52,7 @@ def run(
 
     config = EvaluationConfig(
         benchmark=benchmark, out=str(out), methods=parse_methods(methods), data=data,
+        pairs=pairs, every=every,
         model=model, depth_model=depth_model, lpips_trunk=lpips_trunk,
         lpips_trunk_weights=lpips_trunk_weights, lpips_linear_weights=lpips_linear_weights,
         max_pairs=max_pairs, extra={"i3d": i3d} if i3d else {},

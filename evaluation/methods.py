@@ -1,15 +1,18 @@
 """The methods a benchmark compares, each = a depth source + a way to fill disocclusions.
 
-| method           | depth                                  | fill                          |
-|------------------|----------------------------------------|-------------------------------|
-| `oracle`         | ground-truth z-depth (synthetic only)  | OpenCV Telea                  |
-| `warp-telea`     | depth backend, aligned by the protocol | OpenCV Telea                  |
-| `warp-sd`        | depth backend, aligned by the protocol | SD inpainting (dvg backend)   |
-| `spatialdreamer` | depth backend, aligned by the protocol | the exported model            |
+| method           | depth                                  | fill                                 |
+|------------------|----------------------------------------|--------------------------------------|
+| `oracle`         | ground-truth z-depth, exact            | the real target's pixels (a ceiling) |
+| `warp-telea`     | depth backend, aligned by the protocol | OpenCV Telea                         |
+| `warp-sd`        | depth backend, aligned by the protocol | SD inpainting (dvg backend)          |
+| `spatialdreamer` | depth backend, aligned by the protocol | the exported model                   |
 
-The depth backend is any of dvg's (``dpt`` by default; ``ground-truth`` uses the benchmark's
-true depth as relative depth of unknown scale, so the alignment is the only difference from the
-oracle).
+The depth backend is any of dvg's (``dpt`` by default; ``sidecar`` reads depth files next to the
+videos; ``ground-truth`` uses the benchmark's true depth as relative depth of unknown scale).
+The ``oracle`` is not a method anyone can run: with exact depth and the target's own pixels in
+the holes, only the warp's resampling error is left, so it is the ceiling of every hole filler
+and the gap to it is what filling (and depth) loses. Every report row names both parts
+(``depth_label``, ``fill_label``).
 """
 
 from __future__ import annotations
@@ -53,6 +56,27 @@ def method_spec(name: str, *, depth: BackendSpec | None, model: str | None = Non
     raise ValueError(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
 
 
+def depth_label(spec: MethodSpec) -> str:
+    """Where a method's depth comes from, as a report row says it."""
+    if spec.name == "oracle":
+        return "ground truth, exact"
+    if spec.depth is None:
+        return "ground truth as relative depth"
+    model = f" `{spec.depth.model}`" if spec.depth.model else ""
+    return f"`{spec.depth.name}`{model}"
+
+
+def fill_label(spec: MethodSpec) -> str:
+    """What fills a method's holes, as a report row says it."""
+    if spec.name == "oracle":
+        return "real target pixels (ceiling)"
+    if spec.model is not None:
+        return f"SpatialDreamer `{spec.model}`"
+    return {"telea": "OpenCV Telea", "sd": "SD inpainting"}.get(
+        spec.inpaint.name, f"`{spec.inpaint.name}`"
+    )
+
+
 class Method:
     """A loaded method: predicts relative inverse depth and fills holes of a warped view."""
 
@@ -73,17 +97,44 @@ class Method:
     def is_oracle(self) -> bool:
         return self.spec.name == "oracle"
 
-    def inverse_depth(self, image: np.ndarray, ground_truth: np.ndarray | None) -> np.ndarray:
-        """(H, W) relative inverse depth of ``image`` (H, W, 3) uint8."""
+    @property
+    def depth_label(self) -> str:
+        return depth_label(self.spec)
+
+    @property
+    def fill_label(self) -> str:
+        return fill_label(self.spec)
+
+    def inverse_depth(
+        self,
+        image: np.ndarray,
+        ground_truth: np.ndarray | None,
+        video: str | None = None,
+        frame_index: int = 0,
+    ) -> np.ndarray:
+        """(H, W) relative inverse depth of ``image`` (H, W, 3) uint8, frame ``frame_index`` of
+        ``video`` when it comes from one (sidecar depth is found next to the video)."""
         if self.depth is None:
             if ground_truth is None:
                 raise ValueError(f"{self.name}: this benchmark has no ground-truth depth")
             return (1.0 / ground_truth).astype(np.float32)
-        context = DepthContext(video_path="", source_indices=np.zeros(1, np.int64), transform=None)
+        from pipelines.convert.warp import identity_transform
+
+        height, width = image.shape[:2]
+        context = DepthContext(
+            video_path=video or "",
+            source_indices=np.array([frame_index], np.int64),
+            transform=identity_transform(width, height),
+        )
         return self.depth.predict(image[None], context).inverse_depth[0]
 
-    def fill(self, source: np.ndarray, warped: np.ndarray, holes: np.ndarray) -> np.ndarray:
-        """Complete the warped target view (H, W, 3) uint8 given its holes (H, W) bool."""
+    def fill(
+        self, source: np.ndarray, warped: np.ndarray, holes: np.ndarray, target: np.ndarray
+    ) -> np.ndarray:
+        """Complete the warped target view (H, W, 3) uint8 given its holes (H, W) bool (the
+        oracle copies the real ``target`` into them)."""
+        if self.is_oracle:
+            return np.where(holes[..., None], target, warped)
         if self.pipeline is not None:
             out = self.pipeline.right_views(
                 left=source[None], warped=warped[None], holes=holes[None]

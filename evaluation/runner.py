@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dvg.backends import BackendSpec
+from dvg.backends import DEPTH_BACKENDS, BackendSpec
+from dvg.progress import Progress
 from evaluation.benchmarks import (
     BENCHMARKS,
     RealEstate10KConfig,
@@ -27,12 +28,16 @@ class EvaluationConfig:
     methods: tuple[str, ...] = ("oracle", "warp-telea")
     data: str | None = None
     """RealEstate10K folder (cameras/ and frames/)."""
+    pairs: str | None = None
+    """Folder of the user's stereo clips (``stereo`` benchmark)."""
+    every: int = 10
+    """``stereo``: score every n-th frame of each clip."""
     model: str | None = None
     """Exported SpatialDreamer directory for the ``spatialdreamer`` method."""
     depth_model: str | None = None
     """Depth backend for non-oracle methods: ``ground-truth`` (synthetic default: true depth of
-    unknown scale), ``dpt`` (realestate10k default), ``depth-anything``, ``marigold`` or a
-    ``dpt`` model path / hub id."""
+    unknown scale), any dvg depth backend (``dpt``, the realestate10k and stereo default;
+    ``depth-anything``, ``marigold``, ``sidecar``) or a ``dpt`` model path / hub id."""
     lpips_trunk: str = "alex"
     lpips_trunk_weights: str | None = None
     lpips_linear_weights: str | None = None
@@ -46,7 +51,7 @@ def _depth_spec(config: EvaluationConfig) -> BackendSpec | None:
     name = config.depth_model or ("ground-truth" if config.benchmark == "synthetic" else "dpt")
     if name == "ground-truth":
         return None
-    if name in ("dpt", "depth-anything", "marigold"):
+    if name in DEPTH_BACKENDS:
         return BackendSpec(name)
     return BackendSpec("dpt", model=name)
 
@@ -79,33 +84,70 @@ def run(config: EvaluationConfig) -> dict[str, Path]:
         raise ValueError(
             "realestate10k needs --data DIR (cameras/ and frames/, docs/evaluation.md)"
         )
+    if config.benchmark == "stereo" and config.pairs is None:
+        raise ValueError("stereo needs --pairs DIR (your stereo clips, docs/evaluation.md)")
     notes: list[str] = []
     depth = _depth_spec(config)
     methods = [
         Method(method_spec(name, depth=depth, model=config.model)) for name in config.methods
     ]
     lpips = _lpips(config, notes)
-    if config.benchmark == "realestate10k":
-        if "oracle" in config.methods:
-            notes.append("oracle: RealEstate10K has no ground-truth depth, so it has no rows")
-        pairs = list(realestate10k_pairs(RealEstate10KConfig(data=config.data, size=config.size)))
-    else:
-        pairs = list(synthetic_pairs(SyntheticConfig(**config.extra)))
-    pairs = pairs[: config.max_pairs]
+    if config.benchmark in ("realestate10k", "stereo") and "oracle" in config.methods:
+        notes.append(f"oracle: {config.benchmark} has no ground-truth depth, so it has no rows")
+    pairs = _pairs(config, notes)[: config.max_pairs]
     if not pairs:
         raise ValueError(f"{config.benchmark}: no pair to evaluate")
     samples = []
+    progress = Progress("evaluation run", len(methods) * len(pairs), unit="pairs")
     for method in methods:
-        samples += list(score(method, pairs, lpips=lpips, keep_images=config.examples))
-    notes.append(
-        "Depth scale: least-squares alignment of inverse depth to ground truth (synthetic) or a "
-        "photometric scale fit to the target (RealEstate10K), identical for every method "
-        "(evaluation/protocol.py)."
-    )
+        samples += list(
+            score(method, pairs, lpips=lpips, keep_images=config.examples, progress=progress)
+        )
+    progress.close()
+    if config.benchmark == "synthetic":
+        notes.append(
+            "Depth scale: least-squares alignment of inverse depth to the ground truth, identical "
+            "for every method (evaluation/protocol.py)."
+        )
+    else:
+        notes.append(
+            "Depth scale: a photometric scale fit of each method's inverse depth to the target "
+            "view, identical for every method (evaluation/protocol.py); it uses the target, so "
+            "the figures are an upper bound of what a method does unaided."
+        )
+    if any(m.is_oracle for m in methods):
+        notes.append(
+            "oracle: exact depth and the real target's pixels in the holes; only the warp's "
+            "resampling error is left, so it is the ceiling of every hole filler."
+        )
     return write_report(
         Path(config.out), config.benchmark, asdict(config), summarise(samples), samples,
         notes=notes,
     )  # fmt: skip
+
+
+def _pairs(config: EvaluationConfig, notes: list[str]) -> list:
+    """The benchmark's view pairs (all of them are decoded before scoring starts)."""
+    if config.benchmark == "realestate10k":
+        return list(realestate10k_pairs(RealEstate10KConfig(data=config.data, size=config.size)))
+    if config.benchmark == "stereo":
+        from evaluation.benchmarks.stereo import StereoConfig, find_clips, stereo_pairs
+
+        clips, ignored = find_clips(config.pairs)
+        if not clips:
+            raise ValueError(
+                f"--pairs {config.pairs}: no stereo clip found (NAME_L + NAME_R files, or one "
+                "NAME_SBS / NAME_TB file; docs/evaluation.md)"
+            )
+        if ignored:
+            notes.append(f"not part of a stereo clip, skipped: {', '.join(ignored)}")
+        notes.append(
+            f"Clips: {', '.join(f'{c.name} ({c.layout})' for c in clips)}; every "
+            f"{config.every}th frame scored."
+        )
+        stereo = StereoConfig(pairs=config.pairs, every=config.every)
+        return list(stereo_pairs(stereo, clips))
+    return list(synthetic_pairs(SyntheticConfig(**config.extra)))
 
 
 def parse_methods(text: Sequence[str]) -> tuple[str, ...]:

@@ -147,7 +147,7 @@ class SpatialDreamerPipeline(DiffusionPipeline):
 
     def __init__(self, model: SpatialDreamerModel, scheduler: EulerDiscreteScheduler) -> None:
         super().__init__()
-        self.register_modules(model=model, scheduler=scheduler)
+        self.register_modules(model=model.eval(), scheduler=scheduler)
         self._offload_device: torch.device | None = None
 
     # ------------------------------------------------------------------------- loading
@@ -170,9 +170,14 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         return cls(model, scheduler)
 
     def save_pretrained(self, save_directory: str | Path, **_: object) -> None:
-        """Write the model directory format (the one `from_pretrained` and `trainer export` use)."""
+        """Write the model directory format (the one `from_pretrained` and `trainer export` use),
+        with the scheduler and the `model_index.json` that `DiffusionPipeline.from_pretrained`
+        reads (pipelines/hub.py)."""
+        from pipelines.hub import write_model_index
+
         self.model.scheduler = self.scheduler
         self.model.save_pretrained(save_directory)
+        write_model_index(save_directory)
 
     # ------------------------------------------------------------------- memory controls
     def enable_model_cpu_offload(

@@ -63,3 +63,6 @@ def test_dvg_synth_writes_a_clip(tmp_path):
     result = run(str(BIN / "dvg"), "synth", "boxes_orbit", "--out", str(tmp_path), "--frames", "2")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "boxes_orbit.mp4").exists()
+    # progress in plain lines (stderr is a pipe): 2 frames ray cast, then 1 frame pair's flow
+    assert result.stderr.splitlines()[0].startswith("dvg synth: 1/3 steps (33.3%) | ")
+    assert result.stderr.splitlines()[-1].startswith("dvg synth (done): 3/3 steps (100.0%)")

@@ -28,6 +28,7 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 
+from dvg.progress import Progress
 from trainer import __version__
 from trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from trainer.config import TrainConfig
@@ -176,6 +177,12 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
     counters = DataCounters()  # skips reported by the data workers, summed over this run
     tick, samples = time.perf_counter(), 0
     logged_deviation: list[float] = []  # s of the samples since the last log line
+    # Step, loss, steps/s and ETA on stderr from the first step: a bar on a terminal, a plain
+    # line every 30 s in a job's log.
+    progress = Progress(
+        "trainer fit", run.steps, unit="steps", start=start_step,
+        enabled=accelerator.is_main_process,
+    )  # fmt: skip
     step = start_step
     while step < run.steps:
         terms = None
@@ -209,15 +216,21 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
             streak += 1
             skipped += 1
             if streak >= run.max_nonfinite:
+                progress.close()
                 raise NonFiniteLossError(
                     f"{streak} consecutive non-finite losses at step {step}; lower the learning "
                     f"rate or check the data (run: {run_dir})"
                 )
+            progress.update(step, nonfinite_steps=skipped)
             continue
         streak = 0
         if ema is not None:
             ema.step(parameters)
         losses.append(loss)
+        progress.update(
+            step, loss=loss, nonfinite_steps=skipped,
+            skipped_samples=counters.skipped_samples, skipped_shards=counters.skipped_shards,
+        )  # fmt: skip
         if accelerator.is_main_process:
             values = torch.cat(step_deviation).cpu().tolist()
             deviations.append(step, values)
@@ -257,5 +270,6 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
                 )
         if run.preview_every and step % run.preview_every == 0 and accelerator.is_main_process:
             write_preview(core, config, run_dir, step, accelerator)
+    progress.close()
     accelerator.end_training()
     return FitResult(run_dir, step, losses, skipped)

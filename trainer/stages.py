@@ -12,9 +12,13 @@ import dataclasses
 import json
 from pathlib import Path
 
+from diffusers import EulerDiscreteScheduler
 from torch import nn
 
 from pipelines.model import ModelConfig, SpatialDreamerModel, save_tiny_sd, save_tiny_svd
+from pipelines.model.tiny import SVD_SCHEDULER_CONFIG
+from pipelines.pipeline import SpatialDreamerPipeline
+from trainer.card import write_model_card
 from trainer.checkpoint import latest_checkpoint, load_ema, load_trainable
 from trainer.config import TrainConfig, config_from_dict
 from trainer.deviation import DeviationLog
@@ -105,9 +109,12 @@ def load_model(path: Path, *, ema: bool = False) -> SpatialDreamerModel:
 def export_model(run: Path, out: Path, *, ema: bool = False) -> SpatialDreamerModel:
     """`trainer export`: the run's last checkpoint (or its EMA weights) as a model directory, with
     the stereo deviation strength measured on the training data (paper Eq. 4) as the default
-    strength (its median) and the range users should stay in (5-95%)."""
+    strength (its median) and the range users should stay in (5-95%), the `model_index.json`
+    diffusers loads it by, and a model card (README.md)."""
     model = load_model(run, ema=ema)
+    run_config, step = None, None
     if (run / "config.json").exists():
+        run_config = json.loads((run / "config.json").read_text())
         checkpoint = latest_checkpoint(run)
         step = json.loads((checkpoint / "state.json").read_text())["step"] if checkpoint else None
         summary = DeviationLog(run).summary(up_to_step=step)
@@ -118,5 +125,7 @@ def export_model(run: Path, out: Path, *, ema: bool = False) -> SpatialDreamerMo
                 deviation_range=(summary.low, summary.high),
                 deviation_samples=summary.count,
             )
-    model.save_pretrained(out)
+    scheduler = model.scheduler or EulerDiscreteScheduler.from_config(SVD_SCHEDULER_CONFIG)
+    SpatialDreamerPipeline(model, scheduler).save_pretrained(out)
+    write_model_card(out, run_config, model.config, step)
     return model

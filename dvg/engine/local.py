@@ -11,7 +11,7 @@ from typing import Any
 
 from dvg.engine.config import BuildConfig
 from dvg.engine.output import Group, GroupWriter
-from dvg.engine.progress import BuildProgress
+from dvg.engine.progress import BuildProgress, clip_position
 from dvg.engine.stages import (
     DecodeStage,
     EncodedClip,
@@ -46,12 +46,12 @@ def _run(
             for item in decode(VideoTask(group.name, video.name, video.path)):
                 if isinstance(item, VideoOutcome):
                     writer.add_video(item)
-                    progress.video_done(item.error)
+                    progress.video_done(item.error, video.name)
                     continue
                 result = run_dvg(dvg, item)
                 encoded = result if isinstance(result, EncodedClip) else encode(item, result)
                 writer.add_clip(encoded)
-                progress.clip_done(encoded.row)
+                progress.clip_done(encoded.row, clip_position(video.name, item.clip))
         stats = writer.commit()
         progress.group_done()
         yield stats

@@ -1,20 +1,23 @@
-"""What a user watching `dvg build` sees: a live progress line and a final summary table.
+"""What a user watching `dvg build` sees: live progress in input frames, and a summary table.
 
-On a terminal it is a rich progress bar; in a log file (a cluster job) it is one plain line
-every ``log_every`` seconds, because a redrawn bar is unreadable there.
+The live display is :class:`dvg.progress.Progress` (a rich bar on a terminal, a plain line every
+``log_every`` seconds in a log file). It counts input frames, not whole videos, so one long video
+shows an ETA too: each clip reports how far into its video it reaches and how many frames the
+video has (from its duration); videos not started yet are assumed to be as long as the average
+started one, so the total is marked estimated (``~``) until every video has been seen.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from dvg.progress import Progress
+from dvg.video import VideoClip
 
 
 @dataclass
@@ -40,66 +43,98 @@ class BuildCounters:
         return self.frames / max(self.elapsed, 1e-9)
 
 
+@dataclass(frozen=True)
+class ClipPosition:
+    """How far into its video a clip reaches: ``reached`` output frames of about ``expected``
+    (None when the video's duration is unknown)."""
+
+    video: str
+    reached: int
+    expected: int | None
+
+
+def clip_position(video: str, clip: VideoClip) -> ClipPosition:
+    """The position of ``clip`` (decoded from the input named ``video``) in its video."""
+    reached = int(clip.frame_indices[-1]) + 1
+    duration = clip.info.duration
+    expected = round(duration * clip.fps) if duration > 0 and clip.fps > 0 else None
+    return ClipPosition(video, reached, None if expected is None else max(expected, reached))
+
+
+@dataclass
+class _VideoState:
+    reached: int = 0
+    expected: int | None = None
+    finished: bool = False
+
+    @property
+    def done(self) -> int:
+        if self.finished:
+            return self.expected if self.expected is not None else self.reached
+        return self.reached
+
+
 class BuildProgress:
     """Receives events from an executor and shows them; quiet mode records only."""
 
     def __init__(self, videos_total: int, *, enabled: bool = True, log_every: float = 30.0):
         self.counters = BuildCounters(videos_total=videos_total)
-        self.console = Console(stderr=True)
         self.enabled = enabled
-        self.log_every = log_every
-        self._last_log = time.monotonic()
-        self._progress: Progress | None = None
-        if enabled and self.console.is_terminal:
-            self._progress = Progress(
-                TextColumn("[bold]dvg build"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} videos"),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-            )
-            self._task = self._progress.add_task("build", total=videos_total, status="")
-            self._progress.start()
-
-    def _status(self) -> str:
-        c = self.counters
-        return (
-            f"{c.clips} clips, {c.frames_per_second:.1f} frames/s, "
-            f"{c.videos_failed} failed videos, {c.clips_failed} failed clips"
+        self.display = Progress(
+            "dvg build", None, unit="frames", enabled=enabled, log_every=log_every
         )
+        self._videos: dict[str, _VideoState] = {}
+
+    def _frames(self) -> tuple[int, int | None, bool]:
+        """(input frames done, estimated total or None, whether the total is an estimate)."""
+        known = [v.expected for v in self._videos.values() if v.expected is not None]
+        done = sum(v.done for v in self._videos.values())
+        if not known:
+            return done, None, True
+        unseen = self.counters.videos_total - len(self._videos)
+        unknown = sum(1 for v in self._videos.values() if v.expected is None and not v.finished)
+        mean = sum(known) / len(known)
+        finished_unknown = sum(
+            v.reached for v in self._videos.values() if v.expected is None and v.finished
+        )
+        total = round(sum(known) + finished_unknown + (unseen + unknown) * mean)
+        return done, max(total, done), unseen + unknown > 0
 
     def _refresh(self) -> None:
         if not self.enabled:
             return
-        if self._progress is not None:
-            self._progress.update(
-                self._task, completed=self.counters.videos_done, status=self._status()
-            )
-        elif time.monotonic() - self._last_log >= self.log_every:
-            self._last_log = time.monotonic()
-            c = self.counters
-            print(
-                f"dvg build: {c.videos_done}/{c.videos_total} videos, {self._status()}",
-                file=sys.stderr,
-                flush=True,
-            )
+        c = self.counters
+        done, total, estimated = self._frames()
+        self.display.update(
+            done,
+            total=total,
+            estimated=estimated,
+            videos=f"{c.videos_done}/{c.videos_total}",
+            clips=c.clips,
+            failed=f"{c.videos_failed} videos, {c.clips_failed} clips",
+        )
 
-    def clip_done(self, row: dict[str, Any]) -> None:
+    def clip_done(self, row: dict[str, Any], position: ClipPosition | None = None) -> None:
         if row["status"] == "ok":
             self.counters.clips += 1
             self.counters.frames += row["frames"] or 0
         else:
             self.counters.clips_failed += 1
             self.counters.failures[row["reason"]] += 1
+        if position is not None:
+            state = self._videos.setdefault(position.video, _VideoState())
+            state.reached = max(state.reached, position.reached)
+            if position.expected is not None:
+                state.expected = max(state.expected or 0, position.expected)
         self._refresh()
 
-    def video_done(self, error: tuple[str, str] | None) -> None:
+    def video_done(self, error: tuple[str, str] | None, video: str | None = None) -> None:
         self.counters.videos_done += 1
         if error is not None:
             self.counters.videos_failed += 1
             self.counters.failures[error[0]] += 1
+        if video is not None:
+            self._videos.setdefault(video, _VideoState()).finished = True
         self._refresh()
 
     def group_done(self) -> None:
@@ -107,9 +142,7 @@ class BuildProgress:
         self._refresh()
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        self.display.close()
 
 
 def summary_table(summary: Any) -> Table:

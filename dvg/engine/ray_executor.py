@@ -34,7 +34,7 @@ import torch
 from dvg.engine import ledger
 from dvg.engine.config import BuildConfig
 from dvg.engine.output import Group, GroupWriter
-from dvg.engine.progress import BuildProgress
+from dvg.engine.progress import BuildProgress, ClipPosition, clip_position
 from dvg.engine.stages import (
     ClipTask,
     DecodeStage,
@@ -60,6 +60,8 @@ class ClipHeader:
     scene: int
     clip: int
     frames: int
+    position: ClipPosition | None = None
+    """How far into its video the clip reaches (for the progress display)."""
 
 
 def decode_video(config: BuildConfig, task: VideoTask) -> Iterator[Any]:
@@ -75,6 +77,7 @@ def decode_video(config: BuildConfig, task: VideoTask) -> Iterator[Any]:
                 item.clip.scene,
                 item.clip.index,
                 int(item.clip.frames.shape[0]),
+                clip_position(task.name, item.clip),
             )
         yield item
 
@@ -177,7 +180,7 @@ def _run(ray, config, out_dir, groups, progress) -> Iterator[dict[str, Any]]:
         state = states[header.group]
         state.writer.add_clip(encoded)
         state.clips_pending -= 1
-        progress.clip_done(encoded.row)
+        progress.clip_done(encoded.row, header.position)
         yield from maybe_commit(header.group)
 
     def maybe_commit(name: str) -> Iterator[dict[str, Any]]:
@@ -248,7 +251,7 @@ def _pull_decoder(gen, decoders, headers, waiting, states, progress, maybe_commi
     state = states[task.group]
     state.writer.add_video(item)
     state.videos_left -= 1
-    progress.video_done(item.error)
+    progress.video_done(item.error, task.name)
     yield from maybe_commit(task.group)
 
 

@@ -10,6 +10,7 @@ depth up to scale and shift). Only the requested frames of the requested samples
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -163,39 +164,93 @@ def _frame_choice(frames_per_sample: int | Sequence[int], num_frames: int) -> li
     return [int(t) for t in frames_per_sample]  # decode_sample checks the range, naming the key
 
 
-def _samples(source: Path, count: int) -> Iterator[dict[str, Any]]:
-    """Raw members of the first ``count`` samples of a shard or of a folder's manifest order."""
-    seen = 0
+def _all_samples(source: Path) -> Iterator[dict[str, Any]]:
+    """Raw members of every sample of a shard, or of a folder's shards in manifest order."""
     for path, _ in resolve_shards(source):
-        for members in iter_tar_samples(path):
-            if seen == count:
-                return
-            seen += 1
-            yield members
-        if seen == count:
-            return
+        yield from iter_tar_samples(path)
+
+
+def choose_samples(
+    source: Path,
+    count: int = 4,
+    *,
+    keys: Sequence[str] | None = None,
+    random: int | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Raw members of the samples to preview: the named ``keys`` (in that order), or ``random``
+    samples drawn uniformly over all shards (reservoir sampling: one pass, ``random`` samples in
+    memory; the same ``seed`` draws the same ones), or else the first ``count``.
+
+    Raises:
+        ValueError naming the keys that ``source`` does not hold.
+    """
+    if keys is not None and random is not None:
+        raise ValueError("choose samples by --keys or by --random, not both")
+    if keys is not None:
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, dict[str, Any]] = {}
+        for members in _all_samples(source):
+            if members["__key__"] in wanted:
+                found[members["__key__"]] = members
+                if len(found) == len(wanted):
+                    break
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            raise ValueError(
+                f"{source}: no sample with key {', '.join(missing)} (`dvg inspect` and the "
+                "ledgers list the keys)"
+            )
+        return [found[key] for key in wanted]
+    if random is not None:
+        if random < 1:
+            raise ValueError(f"--random must be >= 1, got {random}")
+        rng = np.random.default_rng(seed)
+        reservoir: list[tuple[int, dict[str, Any]]] = []
+        for index, members in enumerate(_all_samples(source)):
+            if index < random:
+                reservoir.append((index, members))
+            else:
+                slot = int(rng.integers(0, index + 1))
+                if slot < random:
+                    reservoir[slot] = (index, members)
+        return [members for _, members in sorted(reservoir, key=lambda item: item[0])]
+    return list(itertools.islice(_all_samples(source), count))
 
 
 def write_side_by_side(
-    clip: dict[str, Any], path: Path, *, fps: float, max_panel_width: int, mask_row: bool
+    clip: dict[str, Any],
+    path: Path,
+    *,
+    fps: float,
+    max_panel_width: int,
+    mask_row: bool,
+    titles: dict[str, str] | None = None,
 ) -> tuple[int, tuple[int, int]]:
-    """Write an H.264 mp4 of x1 | x2 (and M overlay | x1~ below when ``mask_row``).
+    """Write an H.264 mp4 of x1 | x2 (and M overlay | x1~ below when ``mask_row``), each panel
+    under a label strip with its name (``titles``, default :data:`PANEL_TITLES`), the sample key
+    and the frame index.
 
-    clip: ``decode_sample`` output with ``source``, ``novel`` (F, H, W, 3) uint8, ``mask``
-    (F, H, W) bool and, when stored, ``masked`` (F, H, W, 3) uint8. Frames are padded with black
-    to even sizes (yuv420p needs them).
+    clip: ``decode_sample`` output with ``key``, ``frame_indices``, ``source``, ``novel``
+    (F, H, W, 3) uint8, ``mask`` (F, H, W) bool and, when stored, ``masked`` (F, H, W, 3)
+    uint8. Frames are padded with black to even sizes (yuv420p needs them).
     Returns: (frames written, (height, width) of the video).
     """
+    titles = titles or {name: title.format(eye="?") for name, title in PANEL_TITLES.items()}
     frames = []
-    for t in range(clip["source"].shape[0]):
+    for t, index in enumerate(clip["frame_indices"].tolist()):
         source, novel, mask = clip["source"][t], clip["novel"][t], clip["mask"][t]
-        rows = [np.hstack([_scaled(source, max_panel_width), _scaled(novel, max_panel_width)])]
+        panels = {"x1": source, "x2": novel}
         if mask_row:
-            overlay = mask_overlay(source, mask)
-            hidden = clip["masked"][t] if "masked" in clip else masked_source(source, mask)
-            rows.append(
-                np.hstack([_scaled(overlay, max_panel_width), _scaled(hidden, max_panel_width)])
-            )
+            panels["M"] = mask_overlay(source, mask)
+            panels["x1~"] = clip["masked"][t] if "masked" in clip else masked_source(source, mask)
+        scaled = {name: _scaled(image, max_panel_width) for name, image in panels.items()}
+        box_h, box_w = scaled["x1"].shape[:2]
+        labelled = [
+            _labelled(image, (titles[name], f"{clip['key']} t={index}"), box_h, box_w)
+            for name, image in scaled.items()
+        ]
+        rows = [np.hstack(labelled[i : i + 2]) for i in range(0, len(labelled), 2)]
         frames.append(np.vstack(rows))
     height, width = frames[0].shape[:2]
     pad = ((0, height % 2), (0, width % 2), (0, 0))
@@ -228,8 +283,12 @@ def preview(
     fps: float | None = None,
     max_panel_width: int = 480,
     video_mask_row: bool = True,
+    keys: Sequence[str] | None = None,
+    random: int | None = None,
+    seed: int = 0,
 ) -> PreviewResult:
-    """Write a contact sheet PNG of the first ``samples`` samples of a shard or output folder.
+    """Write a contact sheet PNG of samples of a shard or output folder: the first ``samples``,
+    the named ``keys`` or ``random`` ones drawn with ``seed`` (see :func:`choose_samples`).
 
     Args:
         source: a shard ``.tar`` or a ``dvg build`` output folder (shards in manifest order).
@@ -238,8 +297,8 @@ def preview(
             sample key and the frame.
         frames_per_sample: how many frames per sample (evenly spaced, first and last included),
             or an explicit list of frame indices used for every sample.
-        video: if set, also write an mp4 of the first sample's frames: x1 | x2, and
-            M overlay | x1~ below it when ``video_mask_row``.
+        video: if set, also write an mp4 of the first chosen sample's frames: x1 | x2, and
+            M overlay | x1~ below it when ``video_mask_row``, each panel labelled.
         fps: frame rate of that mp4; default the clip's ``meta["fps"]`` (else 8).
         max_panel_width: frames wider than this are scaled down (aspect kept).
 
@@ -255,7 +314,7 @@ def preview(
             f"need samples >= 1 and max_panel_width >= 8, got {samples} and {max_panel_width}"
         )
 
-    chosen_samples = list(_samples(source, samples))
+    chosen_samples = choose_samples(source, samples, keys=keys, random=random, seed=seed)
     if not chosen_samples:
         raise ValueError(f"{source}: holds no sample to preview")
     first = chosen_samples[0]
@@ -310,6 +369,7 @@ def preview(
     clip = decode_sample(first, fields=fields)
     rate = fps if fps is not None else (clip["meta"].get("fps") or DEFAULT_FPS)
     count, size = write_side_by_side(
-        clip, Path(video), fps=rate, max_panel_width=max_panel_width, mask_row=video_mask_row
-    )
+        clip, Path(video), fps=rate, max_panel_width=max_panel_width, mask_row=video_mask_row,
+        titles=_titles(metas[0]),
+    )  # fmt: skip
     return replace(result, video=Path(video), video_frames=count, video_size=size)

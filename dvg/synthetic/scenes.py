@@ -30,7 +30,7 @@ class ClipSetup:
     baseline: float
     fps: float = 8.0
 
-    def render(self) -> ClipRender:
+    def render(self, on_step: Callable[[int, int], None] | None = None) -> ClipRender:
         return render_clip(
             self.scene,
             self.world_to_camera,
@@ -39,6 +39,7 @@ class ClipSetup:
             self.width,
             self.baseline,
             fps=self.fps,
+            on_step=on_step,
         )
 
 

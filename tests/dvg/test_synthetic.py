@@ -77,6 +77,14 @@ def test_same_seed_gives_identical_render():
         assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
+def test_render_reports_every_step_and_leaves_torch_threads_as_they_were():
+    steps = []
+    threads = torch.get_num_threads()
+    build_scene("fronto_integer", 0, H, W, 3).render(on_step=lambda *step: steps.append(step))
+    assert steps == [(done, 5) for done in range(1, 6)]  # 3 frames' views, then 2 flows
+    assert torch.get_num_threads() == threads
+
+
 def test_different_seed_changes_texture_not_geometry():
     a = render_scene("slanted_fractional", seed=0, height=H, width=W)
     b = render_scene("slanted_fractional", seed=1, height=H, width=W)

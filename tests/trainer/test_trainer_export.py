@@ -126,3 +126,36 @@ def test_ema_export_of_a_run_without_ema_is_a_clear_error(dvg_shards, tmp_path):
     fit(tiny(1, dvg_shards, run={"steps": 1, "checkpoint_every": 1, "preview_every": 0}), run)
     with pytest.raises(ValueError, match=r"no EMA weights.*run\.ema"):
         export_model(run, tmp_path / "model", ema=True)
+
+
+def test_the_export_loads_through_diffusers_and_has_a_model_card(ema_run, tmp_path):
+    """model_index.json names a pipeline diffusers can build; the card says what the model saw."""
+    import diffusers
+
+    out = tmp_path / "model"
+    export_model(ema_run, out)
+    index = json.loads((out / "model_index.json").read_text())
+    assert index["_class_name"] == ["pipeline", "SpatialDreamerPipeline"]
+    assert index["scheduler"] == ["diffusers", "EulerDiscreteScheduler"]
+
+    generic = diffusers.DiffusionPipeline.from_pretrained(out, trust_remote_code=True)
+    own = SpatialDreamerPipeline.from_pretrained(out)
+    assert isinstance(generic, SpatialDreamerPipeline)
+    assert not generic.model.training
+    assert generic.model.config == own.model.config
+    assert generic.scheduler.config == own.scheduler.config
+    for (name, a), (_, b) in zip(
+        generic.model.state_dict().items(), own.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert own.model.config.deviation_range is not None
+
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: diffusers\n")
+    low, high = own.model.config.deviation_range
+    assert f"covered {low:.4g} to {high:.4g} (5-95%)" in card
+    assert "stage 1 of 2 (preset `tiny`), 6 of 6 steps" in card
+    assert "2 shard(s), 4 clips" in card  # the dvg_shards fixture: 2 videos x 2 clips
+    assert "`dvg build` preset `offline`: depth `sidecar`, inpaint `telea`, flow `dis`" in card
+    for heading in ("## Intended use", "## Limits", "## Configuration"):
+        assert heading in card

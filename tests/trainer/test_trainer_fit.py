@@ -88,14 +88,24 @@ def test_tiny_model_overfits_two_clips(two_clip_shards, tmp_path):
 
 
 def test_stage_1_then_stage_2_then_export_through_the_cli(two_clip_shards, tmp_path):
+    """...with stage 1's output going to a log file, where its progress must appear from the
+    first step on (a job's log is not a terminal: plain lines, not a redrawn bar)."""
     trainer = str(BIN / "trainer")
     stage1, stage2 = tmp_path / "stage1", tmp_path / "stage2"
     common = ["--preset", "tiny", "--steps", "4"]
-    first = subprocess.run(
-        [trainer, "fit", str(two_clip_shards), "--run-dir", str(stage1), "--stage", "1", *common],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert first.returncode == 0, first.stderr
+    log = tmp_path / "stage1.log"
+    with open(log, "w") as handle:
+        first = subprocess.run(
+            [trainer, "fit", str(two_clip_shards), "--run-dir", str(stage1), "--stage", "1",
+             *common],
+            stdout=handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    assert first.returncode == 0, log.read_text()[-3000:]
+    lines = [line for line in log.read_text().splitlines() if line.startswith("trainer fit")]
+    assert lines[0].startswith("trainer fit: 1/4 steps (25.0%) | "), lines
+    for part in ("steps/s", "ETA ", "loss ", "nonfinite_steps 0", "skipped_samples 0"):
+        assert part in lines[0], part
+    assert lines[-1].startswith("trainer fit (done): 4/4 steps (100.0%)")
     second = subprocess.run(
         [trainer, "fit", str(two_clip_shards), "--run-dir", str(stage2), "--stage", "2",
          "--init-from", str(stage1), *common],

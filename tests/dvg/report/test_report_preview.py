@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dvg.report import PANEL_TITLES, preview
-from dvg.report.preview import MASK_ALPHA, MASK_TINT, PANEL_GAP
+from dvg.report.preview import LABEL_HEIGHT, MASK_ALPHA, MASK_TINT, PANEL_GAP
 from dvg.shards import decode_sample, iter_tar_samples
 
 H, W = 64, 96
@@ -103,17 +103,50 @@ def test_wide_frames_are_scaled_down(tiny_output, tmp_path):
     assert read_rgb(result.png).shape == (2 * result.panel_height, 5 * (48 + PANEL_GAP), 3)
 
 
-def test_side_by_side_video(tiny_output, tmp_path):
-    result = preview(tiny_output.out_dir, tmp_path / "s.png", samples=1, video=tmp_path / "v.mp4")
+def test_side_by_side_video_has_labelled_panels(tiny_output, tmp_path):
+    key = tiny_output.samples[1].key
+    result = preview(tiny_output.out_dir, tmp_path / "s.png", keys=[key], video=tmp_path / "v.mp4")
     assert result.video == tmp_path / "v.mp4"
-    assert (result.video_frames, result.video_size) == (4, (2 * H, 2 * W))
-    assert video_frames(result.video) == ((2 * W, 2 * H), 4)
+    height, width = 2 * (LABEL_HEIGHT + H), 2 * (W + PANEL_GAP)  # 2 x 2 labelled panels
+    assert (result.video_frames, result.video_size) == (4, (height, width))
+    assert video_frames(result.video) == ((width, height), 4)
+    reader = imageio_ffmpeg.read_frames(str(result.video))
+    next(reader)
+    first = np.frombuffer(next(reader), np.uint8).reshape(height, width, 3)
+    strip, image = first[:LABEL_HEIGHT, :W], first[LABEL_HEIGHT : LABEL_HEIGHT + H, :W]
+    assert strip.max() > 200 and np.median(strip) < 64  # white text on the dark strip
+    source = decoded(tiny_output)[key]["source"][0]  # the chosen sample, not the first one
+    assert np.abs(image.astype(int) - source).mean() < 8
 
 
 def test_video_of_odd_sized_frames_is_padded_to_even(odd_tar, tmp_path):
     result = preview(odd_tar, tmp_path / "s.png", video=tmp_path / "v.mp4", video_mask_row=False)
-    assert result.video_size == (34, 94)
-    assert video_frames(result.video) == ((94, 34), 3)
+    height, width = LABEL_HEIGHT + 33, 2 * (47 + PANEL_GAP)
+    assert result.video_size == (height + height % 2, width + width % 2)
+    assert video_frames(result.video) == ((width + width % 2, height + height % 2), 3)
+
+
+def test_samples_chosen_by_key_in_the_given_order(tiny_output, tmp_path):
+    keys = [s.key for s in tiny_output.samples]
+    result = preview(tiny_output.out_dir, tmp_path / "s.png", keys=[keys[1], keys[0]])
+    assert result.rows == ((keys[1], 0), (keys[0], 0))
+    with pytest.raises(ValueError, match="no sample with key nope"):
+        preview(tiny_output.out_dir, tmp_path / "s.png", keys=[keys[0], "nope"])
+
+
+def test_random_samples_depend_on_the_seed_only(tiny_output, tmp_path):
+    keys = [s.key for s in tiny_output.samples]
+
+    def drawn(seed: int) -> list[str]:
+        result = preview(tiny_output.out_dir, tmp_path / "s.png", random=1, seed=seed)
+        return [key for key, _ in result.rows]
+
+    draws = [drawn(seed) for seed in range(8)]
+    assert drawn(0) == draws[0]
+    assert all(len(d) == 1 and d[0] in keys for d in draws)
+    assert {d[0] for d in draws} == set(keys)  # not always the first sample
+    with pytest.raises(ValueError, match="--keys or by --random"):
+        preview(tiny_output.out_dir, tmp_path / "s.png", keys=keys[:1], random=1)
 
 
 def test_missing_tar_is_a_clear_error(tmp_path):
