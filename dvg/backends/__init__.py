@@ -26,7 +26,7 @@ from dvg.backends.inpaint import (
     StableDiffusionInpaint,
     TeleaInpaint,
 )
-from dvg.backends.preflight import check_weights
+from dvg.backends.preflight import PreflightError, check_weights, preflight
 from dvg.backends.registry import Backend, BackendSpec, Registry
 from dvg.backends.weights import MissingWeightsError
 
@@ -47,10 +47,12 @@ __all__ = [
     "MarigoldDepth",
     "MissingSidecarError",
     "MissingWeightsError",
+    "PreflightError",
     "RAFTFlow",
     "Registry",
     "SidecarDepth",
     "StableDiffusionInpaint",
     "TeleaInpaint",
     "check_weights",
+    "preflight",
 ]

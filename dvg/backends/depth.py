@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dvg.backends import depth_formats
 from dvg.backends.registry import Backend, BackendSpec, Registry
 from dvg.backends.weights import diffusers_dtype, load_pretrained
 
@@ -318,7 +319,15 @@ SIDECAR_FORMATS = (
     ("{stem}.invdepth.npy", "inverse"),
     ("{stem}.disparity.npy", "inverse"),
     ("{stem}.depth", "png"),
+    # Relative inverse depth, any size of the video's aspect (dvg.backends.depth_formats).
+    ("{stem}.invdepth", "invdepth-png"),  # what `dvg depth` writes
+    ("{stem}.invdepth.npz", "inverse"),
+    ("{stem}.disparity.npz", "inverse"),
+    ("{stem}/" + depth_formats.IW3_CONFIG, "iw3"),  # an iw3 export of the video
 )
+FOLDER_KINDS = ("png", "invdepth-png")
+# Kinds read by dvg.backends.depth_formats: relative inverse depth at the native size.
+RELATIVE_KINDS = ("inverse", "invdepth-png", "iw3")
 
 
 def _inverse_depth(raw: np.ndarray, kind: str, png_scale: float) -> np.ndarray:
@@ -360,6 +369,7 @@ class SidecarDepth(DepthBackend):
         self.directory = Path(directory) if directory else None
         self.png_scale = float(spec.option("png_scale", 0.001))  # metres per PNG unit (mm)
         self._cached: tuple[Path, np.ndarray] | None = None  # the current video's npz array
+        self._iw3: tuple[depth_formats.Iw3Export, float | None] | None = None
 
     def locate(self, video_path: str | Path) -> tuple[Path, str]:
         """The sidecar of ``video_path`` and its content kind ("z", "inverse", "png").
@@ -372,11 +382,14 @@ class SidecarDepth(DepthBackend):
         names = [pattern.format(stem=video.stem) for pattern, _ in SIDECAR_FORMATS]
         for name, (_, kind) in zip(names, SIDECAR_FORMATS, strict=True):
             path = directory / name
-            if path.is_dir() if kind == "png" else path.is_file():
+            if path.is_dir() if kind in FOLDER_KINDS else path.is_file():
                 return path, kind
+        folders = {
+            pattern.format(stem=video.stem) for pattern, k in SIDECAR_FORMATS if k in FOLDER_KINDS
+        }
         raise MissingSidecarError(
             f"no depth sidecar for {video}: expected one of "
-            + ", ".join(n + ("/000000.png..." if n.endswith(".depth") else "") for n in names)
+            + ", ".join(n + ("/000000.png..." if n in folders else "") for n in names)
             + f" in {directory}"
         )
 
@@ -395,8 +408,11 @@ class SidecarDepth(DepthBackend):
                 f"size is {out_w} x {out_h}"
             )
         path, kind = self.locate(context.video_path)
-        raw = self._read(path, kind, indices, context.transform.source_size)
-        inv = _inverse_depth(raw, kind, self.png_scale)
+        if kind in RELATIVE_KINDS:
+            inv = self._read_relative(path, kind, indices, context)
+        else:
+            raw = self._read(path, kind, indices, context.transform.source_size)
+            inv = _inverse_depth(raw, kind, self.png_scale)
         transform = context.transform
         size = transform.source_size
         if transform.crop == (0, 0, *size) and transform.resized_size == size == (out_w, out_h):
@@ -411,7 +427,27 @@ class SidecarDepth(DepthBackend):
                 )
             np.maximum(resized, 0, out=resized)
         focal = self._focal(context)
-        return DepthPrediction(inverse_depth=resized, metric=kind != "inverse", focal_px=focal)
+        return DepthPrediction(
+            inverse_depth=resized, metric=kind not in RELATIVE_KINDS, focal_px=focal
+        )
+
+    def _read_relative(
+        self, path: Path, kind: str, indices: np.ndarray, context: DepthContext
+    ) -> np.ndarray:
+        """(F, H0, W0) relative inverse depth on the native grid, 0 where not finite and > 0."""
+        size = context.transform.source_size
+        if kind == "invdepth-png":
+            raw = depth_formats.read_inverse_depth_folder(path, indices, size)
+        elif kind == "iw3":
+            if self._iw3 is None or self._iw3[0].path != path:
+                self._iw3 = (depth_formats.Iw3Export(path), _native_fps(context.video_path))
+            export, fps = self._iw3
+            raw = export.read(indices, size, fps)
+        else:
+            if self._cached is None or self._cached[0] != path:
+                self._cached = (path, depth_formats.load_inverse_array(path))
+            raw = depth_formats.read_inverse_array(path, self._cached[1], indices, size)
+        return _inverse_depth(raw, "inverse", self.png_scale)
 
     def _read(
         self, path: Path, kind: str, indices: np.ndarray, source_size: tuple[int, int]
@@ -472,3 +508,15 @@ class SidecarDepth(DepthBackend):
         # K is given for (width, height); bring it to the native decoded size first.
         K = np.diag([w0 / width, h0 / height, 1.0]) @ K
         return float(np.asarray(context.transform.scale_intrinsics(K))[0, 0])
+
+
+def _native_fps(video_path: str | Path) -> float | None:
+    """The frame rate the container states for ``video_path`` (None when unknown)."""
+    from dvg.video import VideoConfig, probe_video
+
+    try:
+        config = VideoConfig(short_side=None, max_side=None, min_side=1, max_pixels=1 << 30)
+        info = probe_video(video_path, config)
+    except Exception:  # the decode stage reports unusable videos itself
+        return None
+    return info.fps or None

@@ -73,10 +73,15 @@ class MissingWeightsError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+# Whether the hub answered the preflight's request in this process (None: not asked yet).
+HUB_STATE: dict[str, bool | None] = {"reachable": None}
+
+
 def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value now."""
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value now, or
+    the preflight found the hub unreachable (so loaders do not retry the network per model)."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"} or HUB_STATE["reachable"] is False
 
 
 def hub_cache_dir() -> Path:
@@ -170,10 +175,12 @@ def load_pretrained(
         if local is not None:
             problem = f"could not be loaded ({type(err).__name__}: {_first_line(err)})"
         elif hub_offline():
-            problem = (
-                f"is not in the local Hugging Face cache ({hub_cache_dir()}) and "
-                "HF_HUB_OFFLINE=1 forbids downloading it"
+            why = (
+                "the hub cannot be reached from here (no network?)"
+                if HUB_STATE["reachable"] is False
+                else "HF_HUB_OFFLINE=1 forbids downloading it"
             )
+            problem = f"is not in the local Hugging Face cache ({hub_cache_dir()}) and {why}"
         else:
             problem = f"could not be downloaded ({type(err).__name__}: {_first_line(err)})"
         raise MissingWeightsError(kind, backend, model, problem, hub_id=hub_id) from err

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dvg import __version__
-from dvg.backends import check_weights
+from dvg.backends import MissingWeightsError, preflight
 from dvg.engine.config import BuildConfig
 from dvg.engine.output import (
     CONFIG_FILE,
@@ -57,11 +57,42 @@ class BuildSummary:
         """False when there was work and nothing at all came out of it."""
         return self.samples > 0 or self.groups_total == 0
 
+    @property
+    def earlier_failures(self) -> bool:
+        """True when groups committed by earlier runs recorded failed or partial videos that
+        this run skipped (``--retry-failed`` redoes them)."""
+        return self.groups_skipped > 0 and (self.videos_failed + self.videos_partial) > 0
+
+    def rerun_hint(self) -> str | None:
+        """What to do when this run wrote nothing new because earlier runs' failures were
+        kept, or None."""
+        if self.groups_written or not self.earlier_failures:
+            return None
+        failed = self.videos_failed + self.videos_partial
+        return (
+            f"every group was already committed by an earlier run, with {failed} failed or "
+            "partial videos (reasons: `dvg inspect " + str(self.out_dir) + "`); fix their cause "
+            "and rerun with --retry-failed to process them again"
+        )
+
+
+def _undo_start(out_dir: Path, created: bool, recorded: bool) -> None:
+    """Remove what a run that failed before its first group wrote: its configuration record
+    (unless an earlier run wrote one) and the folder itself when this run created it."""
+    if not recorded:
+        (out_dir / CONFIG_FILE).unlink(missing_ok=True)
+    if created:
+        try:
+            out_dir.rmdir()
+        except OSError:  # not empty: leave it
+            pass
+
 
 def _check_output(out_dir: Path, config: BuildConfig, overwrite: bool) -> None:
-    """Refuse to mix configurations in one output folder (unless overwriting)."""
+    """Refuse to mix configurations in one output folder (unless overwriting). A configuration
+    record without any committed group holds nothing to protect: it is replaced."""
     path = out_dir / CONFIG_FILE
-    if overwrite or not path.exists():
+    if overwrite or not path.exists() or not any(out_dir.glob(f"*{STATS_SUFFIX}")):
         return
     previous = json.loads(path.read_text())
     if previous.get("config_hash") != config.data_hash():
@@ -142,11 +173,12 @@ def build(
     videos = discover_inputs([str(s) for s in sources])
     if not videos:
         raise ValueError(f"no input videos found in {', '.join(map(str, sources))}")
-    for kind in ("depth", "inpaint", "flow"):
-        check_weights(kind, getattr(config, kind))
+    preflight({kind: getattr(config, kind) for kind in ("depth", "inpaint", "flow")})
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    created = not out_dir.exists()
+    recorded = (out_dir / CONFIG_FILE).exists()
     _check_output(out_dir, config, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
     clean_partial(out_dir)
     if overwrite:
         _remove_outputs(out_dir)
@@ -172,6 +204,12 @@ def build(
                 written.append(stats)
                 # A valid manifest after every group: a killed run is still readable.
                 rebuild_manifest(out_dir, manifest_extra)
+    except MissingWeightsError:
+        # A model that passed the preflight but failed to load: leave the folder as it was,
+        # so the corrected command is not refused as "a different configuration".
+        if not written:
+            _undo_start(out_dir, created, recorded)
+        raise
     finally:
         progress.close()
     manifest = rebuild_manifest(out_dir, manifest_extra)

@@ -168,7 +168,8 @@ class ConvertConfig:
 
 
 def _is_png_folder(path: Path) -> bool:
-    return (path / "000000.png").is_file()
+    """A folder holding one video's depth (PNG frames or an iw3 export), not sidecars."""
+    return (path / "000000.png").is_file() or (path / "iw3_export.yml").is_file()
 
 
 @dataclass(frozen=True)
