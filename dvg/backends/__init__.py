@@ -26,7 +26,7 @@ from dvg.backends.inpaint import (
     StableDiffusionInpaint,
     TeleaInpaint,
 )
-from dvg.backends.preflight import PreflightError, check_weights, preflight
+from dvg.backends.preflight import PreflightError, check_weights, preflight_weights
 from dvg.backends.registry import Backend, BackendSpec, Registry
 from dvg.backends.weights import MissingWeightsError
 
@@ -54,5 +54,5 @@ __all__ = [
     "StableDiffusionInpaint",
     "TeleaInpaint",
     "check_weights",
-    "preflight",
+    "preflight_weights",
 ]

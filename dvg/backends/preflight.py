@@ -26,8 +26,8 @@ from dvg.backends.weights import (
     MissingWeightsError,
     find_local,
     hub_cache_dir,
-    hub_offline,
     looks_like_path,
+    offline_by_environment,
 )
 
 HUB_TIMEOUT = 3.0  # seconds for the one reachability request
@@ -68,7 +68,7 @@ def hub_reachable(timeout: float = HUB_TIMEOUT) -> bool:
     return bool(weights.HUB_STATE["reachable"])
 
 
-def preflight(specs: Mapping[str, BackendSpec]) -> None:
+def preflight_weights(specs: Mapping[str, BackendSpec]) -> None:
     """Check every ``kind -> spec`` before any work starts; raise one error naming them all.
 
     Raises:
@@ -133,7 +133,7 @@ def check_weights(kind: str, spec: BackendSpec) -> None:
             download=cls.download_hint,
             hub_id=cls.default_model,
         )
-    offline = hub_offline()
+    offline = offline_by_environment()
     if not offline and hub_reachable():
         return
     cached = try_to_load_from_cache(model, cls.weights_marker, cache_dir=hub_cache_dir())

@@ -77,11 +77,16 @@ class MissingWeightsError(RuntimeError):
 HUB_STATE: dict[str, bool | None] = {"reachable": None}
 
 
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value now, or
-    the preflight found the hub unreachable (so loaders do not retry the network per model)."""
+def offline_by_environment() -> bool:
+    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value now."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().upper() in {"1", "ON", "YES", "TRUE"} or HUB_STATE["reachable"] is False
+    return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> bool:
+    """True when the environment says offline or the preflight found the hub unreachable (so
+    loaders do not retry the network once per model)."""
+    return offline_by_environment() or HUB_STATE["reachable"] is False
 
 
 def hub_cache_dir() -> Path:
@@ -129,6 +134,12 @@ def _hub_load_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # huggingface_hub < 0.23
         from huggingface_hub.utils import HFValidationError
     errors.append(HFValidationError)
+    try:  # a truncated or corrupt weights file
+        from safetensors import SafetensorError
+
+        errors.append(SafetensorError)
+    except ImportError:
+        pass
     return tuple(errors)
 
 

@@ -26,7 +26,7 @@ from dvg.backends.depth_formats import (
     write_done,
     write_inverse_depth_png,
 )
-from dvg.backends.preflight import preflight
+from dvg.backends.preflight import preflight_weights
 from dvg.video import FrameTransform, VideoConfig, VideoInput, discover_inputs, probe_video
 from dvg.video.decode import read_frames
 
@@ -113,7 +113,7 @@ def export_depth(
     start = time.monotonic()
     out = None if out_dir is None else Path(out_dir)
     pairs = plan(sources, out)
-    preflight({"depth": config.depth})
+    preflight_weights({"depth": config.depth})
     summary = DepthExportSummary()
     todo = []
     for video, folder in pairs:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dvg import __version__
-from dvg.backends import MissingWeightsError, preflight
+from dvg.backends import preflight_weights
 from dvg.engine.config import BuildConfig
 from dvg.engine.output import (
     CONFIG_FILE,
@@ -173,7 +173,7 @@ def build(
     videos = discover_inputs([str(s) for s in sources])
     if not videos:
         raise ValueError(f"no input videos found in {', '.join(map(str, sources))}")
-    preflight({kind: getattr(config, kind) for kind in ("depth", "inpaint", "flow")})
+    preflight_weights({kind: getattr(config, kind) for kind in ("depth", "inpaint", "flow")})
 
     created = not out_dir.exists()
     recorded = (out_dir / CONFIG_FILE).exists()
@@ -204,9 +204,9 @@ def build(
                 written.append(stats)
                 # A valid manifest after every group: a killed run is still readable.
                 rebuild_manifest(out_dir, manifest_extra)
-    except MissingWeightsError:
-        # A model that passed the preflight but failed to load: leave the folder as it was,
-        # so the corrected command is not refused as "a different configuration".
+    except BaseException:
+        # E.g. a model that passed the preflight but failed to load: leave the folder as it
+        # was, so the corrected command is not refused as "a different configuration".
         if not written:
             _undo_start(out_dir, created, recorded)
         raise
