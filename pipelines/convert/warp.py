@@ -220,7 +220,7 @@ class WarpStage:
     def __call__(
         self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
     ) -> WarpResult:
-        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) consecutive
+        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) increasing
         native indices, never going back beyond frames already seen; ``inverse_depth``: the
         window's :meth:`depth_of` when already computed -> :class:`WarpResult`."""
         _check_frames(frames)
@@ -267,9 +267,10 @@ class WarpStage:
             if index in self._bounds:
                 out[i] = self._bounds[index]
                 continue
-            if index != self._next_index:
+            if index < self._next_index:  # gaps are fine (trimmed or dropped frames)
                 raise ValueError(
-                    f"frames must arrive in order: expected frame {self._next_index}, got {index}"
+                    f"frames must arrive in order: expected frame {self._next_index} or later, "
+                    f"got {index}"
                 )
             cut = self._detector.update(np.ascontiguousarray(frames[i]))
             if self._state is None or cut:
