@@ -443,10 +443,13 @@ class SidecarDepth(DepthBackend):
                 self._iw3 = (depth_formats.Iw3Export(path), _native_fps(context.video_path))
             export, fps = self._iw3
             raw = export.read(indices, size, fps)
-        else:
+        elif path.suffix == ".npz":  # compressed: read whole once per video
             if self._cached is None or self._cached[0] != path:
                 self._cached = (path, depth_formats.load_inverse_array(path))
             raw = depth_formats.read_inverse_array(path, self._cached[1], indices, size)
+        else:  # memory-mapped per call: pages read are released with the map (bounded RSS)
+            array = depth_formats.load_inverse_array(path)
+            raw = depth_formats.read_inverse_array(path, array, indices, size)
         return _inverse_depth(raw, "inverse", self.png_scale)
 
     def _read(

@@ -65,7 +65,13 @@ class BuildSummary:
 
     def rerun_hint(self) -> str | None:
         """What to do when this run wrote nothing new because earlier runs' failures were
-        kept, or None."""
+        kept, or when videos lacked depth sidecars; None otherwise."""
+        if self.failures_by_reason.get("missing_sidecar") and not self.samples:
+            return (
+                "no video had depth sidecars: make them with a depth model, `dvg depth --videos "
+                "VIDEOS --out DEPTH` (once, resumable), then pass --depth-dir DEPTH (into this "
+                "same --out: a folder without any sample is rebuilt)"
+            )
         if self.groups_written or not self.earlier_failures:
             return None
         failed = self.videos_failed + self.videos_partial
@@ -86,6 +92,21 @@ def _undo_start(out_dir: Path, created: bool, recorded: bool) -> None:
             out_dir.rmdir()
         except OSError:  # not empty: leave it
             pass
+
+
+def _holds_only_failures(out_dir: Path, config: BuildConfig) -> bool:
+    """True when ``out_dir`` was built with another configuration and none of its committed
+    groups holds a sample (e.g. every video lacked its depth sidecar): nothing to protect."""
+    path = out_dir / CONFIG_FILE
+    if not path.exists():
+        return False
+    try:
+        if json.loads(path.read_text()).get("config_hash") == config.data_hash():
+            return False
+        markers = [json.loads(m.read_text()) for m in out_dir.glob(f"*{STATS_SUFFIX}")]
+    except (OSError, ValueError):
+        return False
+    return bool(markers) and all(m.get("samples", 0) == 0 for m in markers)
 
 
 def _check_output(out_dir: Path, config: BuildConfig, overwrite: bool) -> None:
@@ -177,6 +198,8 @@ def build(
 
     created = not out_dir.exists()
     recorded = (out_dir / CONFIG_FILE).exists()
+    if not overwrite and _holds_only_failures(out_dir, config):
+        overwrite = True  # a corrected command after a run that produced nothing at all
     _check_output(out_dir, config, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     clean_partial(out_dir)
