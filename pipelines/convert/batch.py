@@ -75,6 +75,8 @@ def convert_folder(
         else:
             todo.append((video, target))
     with torch_threads(config.threads):
+        if todo:
+            config.check_weights()
         method = create_method(config.method, config.method_config()) if todo else None
         for video, target in todo:
             try:

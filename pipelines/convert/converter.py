@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dvg.backends import BackendSpec
+from dvg.backends import BackendSpec, preflight_weights
 from dvg.engine.threads import check_threads, torch_threads
 from pipelines.convert.formats import (
     STEREO_PACKING,
@@ -163,6 +163,18 @@ class ConvertConfig:
             None,
         )
 
+    def check_weights(self) -> None:
+        """Preflight of the depth and inpainting models this conversion loads: one error
+        naming every missing model, without any network retry offline (docs/backends.md)."""
+        specs = {}
+        depth, depth_file = self.depth_spec()
+        if depth_file is None:
+            specs["depth"] = depth
+        inpaint = {"warp-telea": "telea", "warp-sd": "sd"}.get(self.method, self.inpaint)
+        if self.method != "spatialdreamer":
+            specs["inpaint"] = BackendSpec(inpaint, model=self.inpaint_model)
+        preflight_weights(specs)
+
     def method_config(self) -> MethodConfig:
         """The :class:`MethodConfig` these settings describe."""
         depth, depth_file = self.depth_spec()
@@ -269,6 +281,7 @@ def _convert(
         raise ValueError(f"the output {out} would overwrite the input")
     out.parent.mkdir(parents=True, exist_ok=True)
     if method is None:
+        config.check_weights()
         method = create_method(config.method, config.method_config())
 
     size = frame_size(config.layout, info.width, info.height)

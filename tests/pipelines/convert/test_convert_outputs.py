@@ -150,19 +150,24 @@ def test_hints_name_converts_own_flags(clip, tmp_path):
     empty = tmp_path / "nodepth"
     empty.mkdir()
     runner = CliRunner()
-    result = runner.invoke(
-        app, ["convert", str(clip), "--out", str(tmp_path), "--depth", str(empty)]
-    )
+    args = ["convert", str(clip), "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--depth", str(empty)])
     assert result.exit_code == 2
     assert "dvg depth --videos" in result.output and "--depth DIR" in result.output
     assert "dvg build" not in result.output
     missing = str(tmp_path / "no-such-model")
-    result = runner.invoke(
-        app, ["convert", str(clip), "--out", str(tmp_path), "--depth-model", missing]
-    )
+    result = runner.invoke(app, [*args, "--depth-model", missing])
     assert result.exit_code == 2 and missing in result.output
     assert "--depth PATH" in result.output and "--preset offline" not in result.output
     assert "--depth sidecar" not in result.output
+    # Both missing models in one message, before any decoding.
+    no_sd = str(tmp_path / "no-such-inpainter")
+    result = runner.invoke(
+        app, [*args, "--depth-model", missing, "--inpaint", "sd", "--inpaint-model", no_sd]
+    )
+    assert result.exit_code == 2 and "2 models are missing" in result.output
+    assert missing in result.output and no_sd in result.output
+    assert "--inpaint telea" in result.output
 
 
 KILL_SCRIPT = """
