@@ -94,6 +94,7 @@ def build(
     from dvg.backends import MissingWeightsError
     from dvg.engine import apply_overrides, load_config
     from dvg.engine import build as run_build
+    from dvg.engine.lock import OutputLockedError
     from dvg.engine.progress import summary_table
 
     devices = {"device": device} if device else {}
@@ -136,7 +137,7 @@ def build(
         summary = run_build(
             videos, out, cfg, overwrite=overwrite, retry_failed=retry_failed, show_progress=progress
         )
-    except (ValueError, MissingWeightsError) as error:
+    except (ValueError, MissingWeightsError, OutputLockedError) as error:
         typer.echo(f"dvg build: {error}", err=True)
         raise typer.Exit(2) from None
     Console().print(summary_table(summary))

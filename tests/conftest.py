@@ -33,3 +33,21 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture(params=[torch.float32, torch.float64])
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     return request.param
+
+
+class PicklePayload:
+    """Unpickling this object creates ``marker``: proof that a loader ran pickled code."""
+
+    def __init__(self, marker) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def pickle_payload(tmp_path):
+    """``(payload, marker)``: plant ``payload`` in a file (``pickle.dumps``, ``torch.save``,
+    ``np.save(..., allow_pickle=True)``); a safe loader must leave ``marker`` absent."""
+    marker = tmp_path / "payload-ran"
+    return PicklePayload(marker), marker

@@ -84,6 +84,9 @@ class DataConfig:
         mirror: ablations only: flip every view and mask left-right, which turns format-v2 data
             back into the pre-v2 handedness (x2 to the RIGHT of x1), the geometry inference never
             sees.
+        max_skipped_fraction: the run stops (``TooManySkippedError``) when more than this share
+            of the samples read were skipped as damaged or hostile (judged once
+            ``SKIP_CHECK_AFTER`` samples were read); below it they are skipped and counted.
     """
 
     shards: str
@@ -97,6 +100,7 @@ class DataConfig:
     resampled: bool = True
     condition: Condition = "back_rendered"
     mirror: bool = False
+    max_skipped_fraction: float = 0.05
 
     def __post_init__(self) -> None:
         if self.mode not in ("frame", "clip"):
@@ -115,6 +119,11 @@ class DataConfig:
                 raise ValueError(
                     f"DataConfig.{name} must be an int >= 0, got {getattr(self, name)!r}"
                 )
+        if not 0 <= self.max_skipped_fraction <= 1:
+            raise ValueError(
+                "DataConfig.max_skipped_fraction must be in [0, 1], got "
+                f"{self.max_skipped_fraction!r}"
+            )
 
     @property
     def frames_per_sample(self) -> int:
@@ -146,6 +155,26 @@ class DataCounters:
         self.skipped_samples += int(batch["skipped"].sum())
         self.skipped_shards += int(batch["skipped_shards"].sum())
         return self
+
+    def check_skipped(self, max_fraction: float) -> None:
+        """Raise TooManySkippedError when more than ``max_fraction`` of the samples read so far
+        were skipped, once at least ``SKIP_CHECK_AFTER`` were read (a few bad samples at the
+        start of a stream are not a verdict on the data set)."""
+        read = self.samples_seen + self.skipped_samples
+        if read >= SKIP_CHECK_AFTER and self.skipped_samples > max_fraction * read:
+            raise TooManySkippedError(
+                f"{self.skipped_samples} of the {read} samples read were skipped as damaged or "
+                f"hostile ({self.skipped_samples / read:.1%}, above data.max_skipped_fraction="
+                f"{max_fraction:g}; {self.skipped_shards} shards skipped as well): check the "
+                "shards (the warnings name them) or rebuild them"
+            )
+
+
+SKIP_CHECK_AFTER = 100  # samples read before the skipped fraction is judged
+
+
+class TooManySkippedError(ValueError):
+    """More of the training data was skipped as damaged than ``max_skipped_fraction`` allows."""
 
 
 def resolve_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
@@ -308,7 +337,7 @@ class _ClipReader:
                 failed_in_a_row += 1
                 continue
             try:
-                for members in iter_tar_samples(url):
+                for members in iter_tar_samples(url, on_skip=_counting_skips(counters)):
                     failed_in_a_row = 0
                     yield members
             except ShardFormatError as exn:
@@ -383,6 +412,17 @@ class _ClipReader:
             "frame_indices": torch.from_numpy(clip["frame_indices"]),
             "key": clip["key"],
         }
+
+
+def _counting_skips(counters: DataCounters):
+    """``on_skip`` for ``iter_tar_samples``: a sample with an oversized (hostile) member is
+    skipped unread, warned about and counted like any damaged sample."""
+
+    def on_skip(error: ShardFormatError) -> None:
+        warnings.warn(f"{error}; skipping this sample", stacklevel=2)
+        counters.skipped_samples += 1
+
+    return on_skip
 
 
 def _check_version(members: dict[str, Any]) -> None:

@@ -29,13 +29,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import set_seed
 
 from trainer import __version__
-from trainer.checkpoint import (
-    latest_checkpoint,
-    load_state,
-    load_trainable,
-    save_checkpoint,
-    set_rng_state,
-)
+from trainer.checkpoint import latest_checkpoint, load_training_state, save_checkpoint
 from trainer.config import TrainConfig
 from trainer.data import DataCounters, make_loader
 from trainer.deviation import DeviationLog
@@ -156,14 +150,8 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
 
     start_step, streak, skipped, consumed = 0, 0, 0, 0
     if checkpoint is not None:
-        load_trainable(model, checkpoint)
-        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt"))
-        scheduler.load_state_dict(torch.load(checkpoint / "scheduler.pt"))
-        if ema is not None and (checkpoint / "ema.pt").exists():
-            ema.load_state_dict(torch.load(checkpoint / "ema.pt"))
-        state = load_state(checkpoint)
+        state = load_training_state(checkpoint, model, optimizer, scheduler, ema)
         start_step, skipped, consumed = state["step"], state["skipped_steps"], state["batches"]
-        set_rng_state(torch.load(checkpoint / "rng.pt", weights_only=False))
 
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     core = accelerator.unwrap_model(model)
@@ -194,7 +182,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
         step_deviation: list[torch.Tensor] = []
         for _ in range(run.grad_accum):
             batch = _to_device(next(batches), accelerator.device)
-            counters.update(batch)
+            counters.update(batch).check_skipped(config.data.max_skipped_fraction)
             consumed += 1
             samples += batch["target"].shape[0] * accelerator.num_processes
             if run.log_keys:

@@ -16,8 +16,6 @@ from dvg.backends.depth import (
     DepthPrediction,
     DPTDepth,
     MarigoldDepth,
-    MissingSidecarError,
-    SidecarDepth,
 )
 from dvg.backends.flow import FLOW_BACKENDS, DISFlow, FlowBackend, RAFTFlow
 from dvg.backends.inpaint import (
@@ -28,6 +26,7 @@ from dvg.backends.inpaint import (
 )
 from dvg.backends.preflight import PreflightError, check_weights, preflight_weights
 from dvg.backends.registry import Backend, BackendSpec, Registry
+from dvg.backends.sidecar import MissingSidecarError, SidecarDepth, SidecarError, sidecar_name
 from dvg.backends.weights import MissingWeightsError
 
 __all__ = [
@@ -51,8 +50,10 @@ __all__ = [
     "RAFTFlow",
     "Registry",
     "SidecarDepth",
+    "SidecarError",
     "StableDiffusionInpaint",
     "TeleaInpaint",
     "check_weights",
     "preflight_weights",
+    "sidecar_name",
 ]

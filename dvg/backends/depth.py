@@ -3,24 +3,21 @@
 Every backend returns relative inverse depth (larger = nearer, >= 0) on the output frame grid;
 the DVG step, not the backend, normalises it per clip into disparity. Registered names:
 ``dpt`` (MiDaS via transformers), ``depth-anything`` (Depth Anything V2), ``marigold``
-(diffusers) and ``sidecar`` (precomputed depth files next to each video).
+(diffusers) and ``sidecar`` (precomputed depth files next to each video, in
+:mod:`dvg.backends.sidecar`).
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvg.backends import depth_formats
 from dvg.backends.registry import Backend, BackendSpec, Registry
 from dvg.backends.weights import diffusers_dtype, load_pretrained
 
@@ -304,222 +301,3 @@ class MarigoldDepth(DepthBackend):
             inv = pred.clamp_min(0) if disparity else 1.0 / (pred.clamp(0, 1) + self.offset)
             out[start : start + len(batch)] = inv.cpu().numpy()
         return DepthPrediction(inverse_depth=out, metric=False, focal_px=None)
-
-
-class MissingSidecarError(FileNotFoundError):
-    """No precomputed depth next to a video; the builder records ``reason`` per video."""
-
-    reason = "missing_sidecar"
-
-
-# Accepted sidecar files, in lookup order: (name pattern, content).
-SIDECAR_FORMATS = (
-    ("{stem}.depth.npy", "z"),
-    ("{stem}.depth.npz", "z"),
-    ("{stem}.invdepth.npy", "inverse"),
-    ("{stem}.disparity.npy", "inverse"),
-    ("{stem}.depth", "png"),
-    # Relative inverse depth, any size of the video's aspect (dvg.backends.depth_formats).
-    ("{stem}.invdepth", "invdepth-png"),  # what `dvg depth` writes
-    ("{stem}.invdepth.npz", "inverse"),
-    ("{stem}.disparity.npz", "inverse"),
-    ("{stem}/" + depth_formats.IW3_CONFIG, "iw3"),  # an iw3 export of the video
-)
-FOLDER_KINDS = ("png", "invdepth-png")
-# Kinds read by dvg.backends.depth_formats: relative inverse depth at the native size.
-RELATIVE_KINDS = ("inverse", "invdepth-png", "iw3")
-
-
-def _inverse_depth(raw: np.ndarray, kind: str, png_scale: float) -> np.ndarray:
-    """Sidecar values -> float32 inverse depth, 0 where the value is not a finite positive
-    depth; few passes, no temporaries the size of ``raw`` beyond the result."""
-    if kind == "inverse":
-        inv = raw.astype(np.float32)  # a copy, never the caller's (or a memory-mapped) array
-        inv[~(np.isfinite(raw) & (raw > 0))] = 0
-        return inv
-    z = raw.astype(np.float32)
-    if kind == "png":
-        z *= np.float32(png_scale)  # 16-bit integers: always finite
-        valid = z > 0
-    else:
-        valid = np.isfinite(z) & (z > 0)
-    inv = np.zeros_like(z)
-    np.divide(np.float32(1.0), z, out=inv, where=valid)
-    return inv
-
-
-@DEPTH_BACKENDS.register("sidecar")
-class SidecarDepth(DepthBackend):
-    """Precomputed depth stored next to each video (formats in docs/backends.md).
-
-    z-depth files (``.depth.npy`` / ``.depth.npz`` / ``.depth/`` PNGs) become 1 / z (metric);
-    ``.invdepth.npy`` / ``.disparity.npy`` are used as relative inverse depth. z <= 0 or NaN
-    means "no depth" and maps to 0. Inverse depth is resampled onto the output grid with
-    ``cv2.INTER_LINEAR``: inverse depth is affine in image coordinates over any plane, so linear
-    interpolation is exact inside surfaces (z-depth is not), and only the one-pixel band at depth
-    edges mixes values, the same band where the area-resized RGB frame mixes colours.
-    """
-
-    needs_weights = False
-
-    def __init__(self, spec: BackendSpec) -> None:
-        super().__init__(spec)
-        self.model_id = "sidecar"
-        directory = spec.option("dir", None)
-        self.directory = Path(directory) if directory else None
-        self.png_scale = float(spec.option("png_scale", 0.001))  # metres per PNG unit (mm)
-        self._cached: tuple[Path, np.ndarray] | None = None  # the current video's npz array
-        self._iw3: tuple[depth_formats.Iw3Export, float | None] | None = None
-
-    def locate(self, video_path: str | Path) -> tuple[Path, str]:
-        """The sidecar of ``video_path`` and its content kind ("z", "inverse", "png").
-
-        Raises:
-            MissingSidecarError: none of the accepted files exists.
-        """
-        video = Path(video_path)
-        directory = self.directory or video.parent
-        names = [pattern.format(stem=video.stem) for pattern, _ in SIDECAR_FORMATS]
-        for name, (_, kind) in zip(names, SIDECAR_FORMATS, strict=True):
-            path = directory / name
-            if path.is_dir() if kind in FOLDER_KINDS else path.is_file():
-                return path, kind
-        folders = {
-            pattern.format(stem=video.stem) for pattern, k in SIDECAR_FORMATS if k in FOLDER_KINDS
-        }
-        raise MissingSidecarError(
-            f"no depth sidecar for {video}: expected one of "
-            + ", ".join(n + ("/000000.png..." if n in folders else "") for n in names)
-            + f" in {directory}"
-        )
-
-    def predict(self, frames: np.ndarray, context: DepthContext) -> DepthPrediction:
-        frames = check_frames(frames)
-        indices = np.asarray(context.source_indices, dtype=np.int64)
-        if indices.shape != (frames.shape[0],):
-            raise ValueError(
-                f"context.source_indices must be ({frames.shape[0]},) for {frames.shape[0]} "
-                f"frames, got {indices.shape}"
-            )
-        out_w, out_h = context.transform.output_size
-        if frames.shape[1:3] != (out_h, out_w):
-            raise ValueError(
-                f"frames are {frames.shape[2]} x {frames.shape[1]} but the transform's output "
-                f"size is {out_w} x {out_h}"
-            )
-        path, kind = self.locate(context.video_path)
-        if kind in RELATIVE_KINDS:
-            inv = self._read_relative(path, kind, indices, context)
-        else:
-            raw = self._read(path, kind, indices, context.transform.source_size)
-            inv = _inverse_depth(raw, kind, self.png_scale)
-        transform = context.transform
-        size = transform.source_size
-        if transform.crop == (0, 0, *size) and transform.resized_size == size == (out_w, out_h):
-            resized = inv  # decoded at the source size: nothing to resample (the converter)
-        else:
-            resized = np.stack(
-                [transform.apply(d, interpolation=cv2.INTER_LINEAR) for d in inv]
-            ).astype(np.float32)
-            if resized.shape[1:] != (out_h, out_w):
-                raise ValueError(
-                    f"transform.apply gave {resized.shape[1:]} for depth, expected {(out_h, out_w)}"
-                )
-            np.maximum(resized, 0, out=resized)
-        focal = self._focal(context)
-        return DepthPrediction(
-            inverse_depth=resized, metric=kind not in RELATIVE_KINDS, focal_px=focal
-        )
-
-    def _read_relative(
-        self, path: Path, kind: str, indices: np.ndarray, context: DepthContext
-    ) -> np.ndarray:
-        """(F, H0, W0) relative inverse depth on the native grid, 0 where not finite and > 0."""
-        size = context.transform.source_size
-        if kind == "invdepth-png":
-            raw = depth_formats.read_inverse_depth_folder(path, indices, size)
-        elif kind == "iw3":
-            if self._iw3 is None or self._iw3[0].path != path:
-                self._iw3 = (depth_formats.Iw3Export(path), _native_fps(context.video_path))
-            export, fps = self._iw3
-            raw = export.read(indices, size, fps)
-        elif path.suffix == ".npz":  # compressed: read whole once per video
-            if self._cached is None or self._cached[0] != path:
-                self._cached = (path, depth_formats.load_inverse_array(path))
-            raw = depth_formats.read_inverse_array(path, self._cached[1], indices, size)
-        else:  # memory-mapped per call: pages read are released with the map (bounded RSS)
-            array = depth_formats.load_inverse_array(path)
-            raw = depth_formats.read_inverse_array(path, array, indices, size)
-        return _inverse_depth(raw, "inverse", self.png_scale)
-
-    def _read(
-        self, path: Path, kind: str, indices: np.ndarray, source_size: tuple[int, int]
-    ) -> np.ndarray:
-        w0, h0 = source_size
-        if kind == "png":
-            return np.stack([self._read_png(path, int(i), (h0, w0)) for i in indices])
-        if path.suffix == ".npz":
-            if self._cached is None or self._cached[0] != path:
-                with np.load(path) as archive:
-                    if "depth" not in archive:
-                        raise ValueError(
-                            f"{path} has no array named 'depth' (keys: {', '.join(archive.files)})"
-                        )
-                    self._cached = (path, archive["depth"])
-            array = self._cached[1]
-        else:
-            array = np.load(path, mmap_mode="r")  # bounded memory for long videos
-        if array.ndim != 3 or array.shape[1:] != (h0, w0):
-            raise ValueError(
-                f"{path} must hold (N, {h0}, {w0}) depth (one map per native frame of the "
-                f"{w0} x {h0} video), got shape {array.shape}"
-            )
-        if len(indices) and (indices.min() < 0 or indices.max() >= array.shape[0]):
-            raise ValueError(
-                f"{path} has {array.shape[0]} frames but frame {int(indices.max())} is needed "
-                "(one depth map per native frame)"
-            )
-        return np.asarray(array[indices], dtype=np.float32)
-
-    @staticmethod
-    def _read_png(folder: Path, index: int, shape: tuple[int, int]) -> np.ndarray:
-        path = folder / f"{index:06d}.png"
-        if not path.is_file():
-            raise ValueError(f"depth PNG {path} for native frame {index} is missing")
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None or image.dtype != np.uint16 or image.shape != shape:
-            got = "unreadable" if image is None else f"{image.dtype} {image.shape}"
-            raise ValueError(f"{path} must be a 16-bit single-channel {shape} PNG, got {got}")
-        return image
-
-    def _focal(self, context: DepthContext) -> float | None:
-        video = Path(context.video_path)
-        camera_path = (self.directory or video.parent) / f"{video.stem}.camera.json"
-        if not camera_path.is_file():
-            return None
-        camera = json.loads(camera_path.read_text())
-        try:
-            K = np.asarray(camera["K"], dtype=np.float64)
-            width, height = float(camera["width"]), float(camera["height"])
-        except KeyError as err:
-            raise ValueError(
-                f"{camera_path} lacks the key {err} (needs width, height, K)"
-            ) from None
-        if K.shape != (3, 3):
-            raise ValueError(f"{camera_path}: K must be 3 x 3, got {K.shape}")
-        w0, h0 = context.transform.source_size
-        # K is given for (width, height); bring it to the native decoded size first.
-        K = np.diag([w0 / width, h0 / height, 1.0]) @ K
-        return float(np.asarray(context.transform.scale_intrinsics(K))[0, 0])
-
-
-def _native_fps(video_path: str | Path) -> float | None:
-    """The frame rate the container states for ``video_path`` (None when unknown)."""
-    from dvg.video import VideoConfig, probe_video
-
-    try:
-        config = VideoConfig(short_side=None, max_side=None, min_side=1, max_pixels=1 << 30)
-        info = probe_video(video_path, config)
-    except Exception:  # the decode stage reports unusable videos itself
-        return None
-    return info.fps or None

@@ -15,6 +15,7 @@ Resolution of a backend's ``model`` string, in order:
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -128,7 +129,8 @@ def find_local(model: str) -> Path | None:
 
 
 def _hub_load_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError]
+    # UnpicklingError: a .bin refused by torch.load(weights_only=True), e.g. one with code in it
+    errors: list[type[BaseException]] = [OSError, pickle.UnpicklingError]
     try:
         from huggingface_hub.errors import HFValidationError  # invalid repo id strings
     except ImportError:  # huggingface_hub < 0.23

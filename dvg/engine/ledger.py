@@ -1,7 +1,8 @@
 """The failure ledger: one parquet row per input video and per clip, failures included.
 
 The schema is fixed (not inferred from the rows), so every group's file has the same columns
-even when all of its rows are failures, and `dvg inspect` can concatenate them.
+even when all of its rows are failures, and `dvg inspect` can concatenate them. Every string is
+valid UTF-8: bytes of file names that are not are written as ``\\xNN``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
+
+from dvg.video import utf8_text
 
 SCHEMA = pa.schema(
     [
@@ -46,6 +49,23 @@ SCHEMA = pa.schema(
 )
 COLUMNS = tuple(SCHEMA.names)
 
+# Reason codes the engine writes besides the video reasons (dvg.video.REASONS); each is
+# explained, with what to do, in docs/dvg-build.md ("Failure reasons").
+ENGINE_REASONS = (
+    "missing_sidecar",
+    "bad_sidecar",
+    "missing_file",
+    "not_metric",
+    "too_short",
+    "depth_shape",
+    "depth_not_finite",
+    "dvg_error",
+    "worker_error",
+    "decode_worker_error",
+    "no_clips",
+    "not_processed",
+)
+
 
 def _row(row_type: str, values: dict[str, Any]) -> dict[str, Any]:
     unknown = set(values) - set(COLUMNS)
@@ -58,7 +78,9 @@ def _row(row_type: str, values: dict[str, Any]) -> dict[str, Any]:
         row["timings"] = json.dumps({k: round(v, 4) for k, v in row["timings"].items()})
     if isinstance(row["notes"], list | tuple):
         row["notes"] = "; ".join(row["notes"]) or None
-    return row
+    # parquet strings are UTF-8: a path or message holding a file name that is not keeps its
+    # undecodable bytes as \xNN (dvg.video.utf8_text) instead of failing the group's commit.
+    return {k: utf8_text(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def clip_row(**values: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dvg import __version__
 from dvg.engine import ledger
 from dvg.engine.stages import EncodedClip, VideoOutcome
 from dvg.shards import FORMAT_VERSION, ShardEntry, iter_tar_samples, write_manifest, write_samples
+from dvg.shards.manifest import fsync_dir
 from dvg.video import VideoInput
 
 STATS_SUFFIX = "_stats.json"
@@ -66,20 +67,6 @@ def plan_groups(inputs: Sequence[VideoInput], videos_per_group: int) -> list[Gro
         Group(i // videos_per_group, tuple(ordered[i : i + videos_per_group]))
         for i in range(0, len(ordered), videos_per_group)
     ]
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

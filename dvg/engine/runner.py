@@ -13,6 +13,7 @@ from typing import Any
 from dvg import __version__
 from dvg.backends import preflight_weights
 from dvg.engine.config import BuildConfig
+from dvg.engine.lock import OutputLock
 from dvg.engine.output import (
     CONFIG_FILE,
     STATS_SUFFIX,
@@ -82,16 +83,17 @@ class BuildSummary:
         )
 
 
-def _undo_start(out_dir: Path, created: bool, recorded: bool) -> None:
-    """Remove what a run that failed before its first group wrote: its configuration record
-    (unless an earlier run wrote one) and the folder itself when this run created it."""
-    if not recorded:
-        (out_dir / CONFIG_FILE).unlink(missing_ok=True)
-    if created:
-        try:
-            out_dir.rmdir()
-        except OSError:  # not empty: leave it
-            pass
+def _remove_new_folder(out_dir: Path) -> None:
+    """Remove a folder this run created and committed nothing to: its configuration record,
+    the lock file (released by now) and the folder itself when nothing else is in it."""
+    from dvg.engine.lock import LOCK_FILE
+
+    for name in (CONFIG_FILE, LOCK_FILE, "manifest.json"):
+        (out_dir / name).unlink(missing_ok=True)
+    try:
+        out_dir.rmdir()
+    except OSError:  # something else is in it: leave it
+        pass
 
 
 def _holds_only_failures(out_dir: Path, config: BuildConfig) -> bool:
@@ -186,8 +188,10 @@ def build(
     """Run DVG over every input video and write resumable WebDataset shards to ``out_dir``.
 
     Raises ``ValueError`` (bad configuration, no inputs, an output folder from another
-    configuration) or :class:`~dvg.backends.MissingWeightsError` before any work starts; once
-    work starts, a bad video or clip becomes a ledger row and never stops the run.
+    configuration), :class:`~dvg.backends.MissingWeightsError` or
+    :class:`~dvg.engine.lock.OutputLockedError` (another build is writing ``out_dir``) before
+    any work starts; once work starts, a bad video or clip becomes a ledger row and never stops
+    the run. The folder is locked for the whole run (:mod:`dvg.engine.lock`).
     """
     start = time.monotonic()
     out_dir = Path(out_dir)
@@ -198,19 +202,43 @@ def build(
 
     created = not out_dir.exists()
     recorded = (out_dir / CONFIG_FILE).exists()
-    if not overwrite and _holds_only_failures(out_dir, config):
-        overwrite = True  # a corrected command after a run that produced nothing at all
-    _check_output(out_dir, config, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clean_partial(out_dir)
-    if overwrite:
-        _remove_outputs(out_dir)
-    groups = plan_groups(videos, config.output.videos_per_group)
-    pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
+    try:
+        # Everything below deletes or rewrites files of the folder: only one writer at a time.
+        with OutputLock(out_dir):
+            if not overwrite and _holds_only_failures(out_dir, config):
+                overwrite = True  # a corrected command after a run that produced nothing
+            _check_output(out_dir, config, overwrite)
+            clean_partial(out_dir)
+            if overwrite:
+                _remove_outputs(out_dir)
+            groups = plan_groups(videos, config.output.videos_per_group)
+            pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
+            written = _run(config, out_dir, pending, show_progress, recorded)
+            manifest = rebuild_manifest(out_dir, _manifest_extra(config))
+    except BaseException:
+        if created and not any(out_dir.glob(f"*{STATS_SUFFIX}")):
+            _remove_new_folder(out_dir)  # e.g. a model that failed to load: leave no trace
+        raise
+    return summarise(out_dir, manifest, groups, written, time.monotonic() - start)
+
+
+def _manifest_extra(config: BuildConfig) -> dict[str, Any]:
+    return {"config_hash": config.data_hash(), "code_version": __version__}
+
+
+def _run(
+    config: BuildConfig,
+    out_dir: Path,
+    pending: list[Group],
+    show_progress: bool,
+    recorded: bool = True,
+) -> list[dict[str, Any]]:
+    """Record the configuration, run the executor over ``pending``; the groups' done markers.
+    A run that fails before its first group removes the configuration record it wrote (unless
+    ``recorded``: an earlier run wrote one), so the corrected command is not refused."""
     record = {"config_hash": config.data_hash(), "code_version": __version__, **config.to_dict()}
     atomic_write(out_dir / CONFIG_FILE, lambda f: f.write(json.dumps(record, indent=1).encode()))
-    manifest_extra = {"config_hash": config.data_hash(), "code_version": __version__}
-
     progress = BuildProgress(sum(len(g.videos) for g in pending), enabled=show_progress)
     written: list[dict[str, Any]] = []
     try:
@@ -226,17 +254,14 @@ def build(
             for stats in committed:
                 written.append(stats)
                 # A valid manifest after every group: a killed run is still readable.
-                rebuild_manifest(out_dir, manifest_extra)
+                rebuild_manifest(out_dir, _manifest_extra(config))
     except BaseException:
-        # E.g. a model that passed the preflight but failed to load: leave the folder as it
-        # was, so the corrected command is not refused as "a different configuration".
-        if not written:
-            _undo_start(out_dir, created, recorded)
+        if not written and not recorded:
+            (out_dir / CONFIG_FILE).unlink(missing_ok=True)
         raise
     finally:
         progress.close()
-    manifest = rebuild_manifest(out_dir, manifest_extra)
-    return summarise(out_dir, manifest, groups, written, time.monotonic() - start)
+    return written
 
 
 def summarise(

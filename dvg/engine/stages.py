@@ -12,7 +12,6 @@ import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from dvg import __version__
@@ -20,7 +19,7 @@ from dvg.engine import ledger
 from dvg.engine.config import BuildConfig
 from dvg.engine.step import ClipResult, ClipStepError, DVGStage, clip_statistics
 from dvg.shards import ClipSample, encode_sample, make_key, video_id_for
-from dvg.video import VideoClip, VideoError, iter_video_clips, probe_video
+from dvg.video import VideoClip, VideoError, check_input_file, iter_video_clips, probe_video
 
 _HASH_CHUNK = 1 << 20
 
@@ -106,8 +105,7 @@ class DecodeStage:
         notes: tuple[str, ...] = ()
         info: dict[str, Any] = {}
         try:
-            if not Path(task.path).is_file():
-                raise VideoError(task.path, "not_found", "file does not exist")
+            check_input_file(task.path)  # before opening: a FIFO named x.mp4 would block
             sha256, size_bytes = file_sha256(task.path)
             if self.sidecar_check is not None:
                 # Probe first so a broken file is reported as broken, not as lacking depth.
@@ -135,10 +133,8 @@ class DecodeStage:
             pass
         except VideoError as problem:
             error = (problem.reason, problem.message)
-        except FileNotFoundError as problem:  # e.g. a missing sidecar depth file
-            error = (getattr(problem, "reason", "missing_file"), str(problem))
         except Exception as problem:  # a bad file must never stop a run of thousands
-            error = ("decode_error", f"{type(problem).__name__}: {problem}")
+            error = failure_reason(problem, "decode_error")
         if busy == 0.0:  # failed before decoding started
             busy = time.perf_counter() - start
         yield VideoOutcome(task, clips, sha256, error, notes, busy, info)
@@ -151,15 +147,24 @@ def run_dvg(stage: DVGStage, item: ClipTask) -> ClipResult | EncodedClip:
         result = stage.process(item.clip, item.key)
     except ClipStepError as problem:
         return failed_clip(item, problem.reason, problem.message, time.perf_counter() - start)
-    except FileNotFoundError as problem:
-        reason = getattr(problem, "reason", "missing_file")
-        return failed_clip(item, reason, str(problem), time.perf_counter() - start)
-    except Exception as problem:  # out of memory, a model error: record, keep going
-        message = f"{type(problem).__name__}: {problem}"
-        detail = traceback.format_exc(limit=3)
-        return failed_clip(item, "dvg_error", f"{message}\n{detail}", time.perf_counter() - start)
+    except Exception as problem:  # out of memory, a model error, a bad sidecar: record, go on
+        reason, message = failure_reason(problem, "dvg_error")
+        if reason == "dvg_error":  # unexpected: words first, the traceback after them
+            message = f"{message}\n{traceback.format_exc(limit=3)}"
+        return failed_clip(item, reason, message, time.perf_counter() - start)
     result.timings["total"] = time.perf_counter() - start
     return result
+
+
+def failure_reason(problem: Exception, default: str) -> tuple[str, str]:
+    """``(reason, message)`` for the ledger: errors that carry a ``reason`` (a missing or bad
+    sidecar) keep it and their own words; anything else is ``default`` with its type named."""
+    reason = getattr(problem, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason, str(problem)
+    if isinstance(problem, FileNotFoundError):
+        return "missing_file", str(problem)
+    return default, f"{type(problem).__name__}: {problem}"
 
 
 def failed_clip(item: ClipTask, reason: str, message: str, seconds: float) -> EncodedClip:
@@ -281,4 +286,4 @@ def sidecar_check_for(config: BuildConfig):
         return None
     from dvg.backends import DEPTH_BACKENDS
 
-    return DEPTH_BACKENDS.create(config.depth).locate  # weights-free: cheap to create
+    return DEPTH_BACKENDS.create(config.depth).check  # weights-free: cheap to create

@@ -123,17 +123,23 @@ def write_manifest(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(out_dir)
+    fsync_dir(out_dir)
     return path
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; directories cannot be opened this way on Windows.
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where folders cannot be opened, e.g.
+    Windows); shared by every atomic write of the project (shards, manifests, checkpoints)."""
     if os.name != "posix":
         return
-    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 

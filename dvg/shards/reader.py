@@ -145,7 +145,8 @@ def iter_clips(
     for path, entry in mine:
         _check_shard(path, entry, verify)
         count, damaged = 0, False
-        samples = iter_tar_samples(path)
+        skipped: list[ShardFormatError] = []  # samples with an oversized member, never read
+        samples = iter_tar_samples(path, on_skip=_skipper(on_error, skipped))
         while True:
             try:
                 members = next(samples)
@@ -167,10 +168,22 @@ def iter_clips(
                 continue
             clip["shard"] = str(path)
             yield clip
-        if entry is not None and not damaged and count != entry.nsamples:
+        if entry is not None and not damaged and count + len(skipped) != entry.nsamples:
             raise ShardFormatError(
-                f"{path}: {count} samples but the manifest says {entry.nsamples}"
+                f"{path}: {count + len(skipped)} samples but the manifest says {entry.nsamples}"
             )
+
+
+def _skipper(on_error: OnError, skipped: list[ShardFormatError]):
+    """``on_skip`` for iter_tar_samples: raise, or warn and remember the skipped sample."""
+
+    def on_skip(error: ShardFormatError) -> None:
+        if on_error == "raise":
+            raise error
+        warnings.warn(f"{error}; skipping this sample", stacklevel=4)
+        skipped.append(error)
+
+    return on_skip
 
 
 def _decode(

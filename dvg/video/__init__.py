@@ -13,10 +13,18 @@ from dvg.video.decode import (
     VideoConfig,
     VideoError,
     VideoInfo,
+    check_input_file,
     parse_probe_log,
     probe_video,
 )
-from dvg.video.inputs import VIDEO_EXTENSIONS, VideoInput, discover_inputs, is_video_file
+from dvg.video.inputs import (
+    VIDEO_EXTENSIONS,
+    VideoInput,
+    discover_inputs,
+    is_video_file,
+    utf8_text,
+    walk_videos,
+)
 from dvg.video.scenecut import SceneCutDetector, content_score
 from dvg.video.transform import FrameTransform, detect_letterbox, plan_transform
 
@@ -31,6 +39,7 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "VideoInput",
+    "check_input_file",
     "content_score",
     "detect_letterbox",
     "discover_inputs",
@@ -39,4 +48,6 @@ __all__ = [
     "parse_probe_log",
     "plan_transform",
     "probe_video",
+    "utf8_text",
+    "walk_videos",
 ]

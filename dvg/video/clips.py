@@ -22,12 +22,13 @@ from dvg.video.decode import (
     VideoConfig,
     VideoError,
     VideoInfo,
+    check_output_size,
     probe_video,
     read_frames,
     read_max_image,
 )
 from dvg.video.scenecut import SceneCutDetector
-from dvg.video.transform import FrameTransform, detect_letterbox, plan_transform
+from dvg.video.transform import FrameTransform, detect_letterbox
 
 T = TypeVar("T")
 
@@ -119,10 +120,7 @@ def iter_video_clips(path: str | Path, config: VideoConfig) -> Iterator[VideoCli
             f"the picture inside the black bars is {crop[2]}x{crop[3]}, below "
             f"min_side={config.min_side}",
         )
-    try:
-        transform = plan_transform(info.size, crop, config)
-    except ValueError as err:
-        raise VideoError(info.path, "too_small", str(err)) from None
+    transform = check_output_size(info, crop, config)
 
     fps = float(config.fps) if config.fps is not None else info.fps
     detector = SceneCutDetector(config.scene_threshold, config.min_scene_length)

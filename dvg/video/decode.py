@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from collections import deque
@@ -30,12 +31,16 @@ import numpy as np
 
 # reason code -> what it means; the ledger stores the code, docs/video-input.md the table.
 REASONS: dict[str, str] = {
-    "not_found": "the path does not exist",
+    "not_found": "the path does not exist (or is a link to nothing)",
     "empty_file": "the file has zero bytes",
-    "unreadable": "ffmpeg cannot open it, it is not a video, or it has no video stream",
-    "too_small": "the short side (after the letterbox crop) is below config.min_side",
+    "unreadable": "not a regular readable file, or ffmpeg cannot open it, it is not a video, or "
+    "it has no video stream",
+    "too_small": "the short side (after the letterbox crop, or after the resize policy for "
+    "extreme aspect ratios) is below config.min_side",
+    "fps_out_of_range": "the native frame rate is outside [config.min_fps, config.max_fps]",
     "too_large": "more pixels per frame than config.max_pixels (beyond 4K by default)",
-    "too_short": "no scene has enough decoded frames for one clip",
+    "too_short": "no scene has enough decoded frames for one clip (or the video is shorter than "
+    "one frame at the output rate)",
     "truncated": "the file ends early (cut off while written or copied)",
     "decode_error": "ffmpeg failed while decoding",
 }
@@ -76,6 +81,8 @@ class VideoConfig:
     min_side: int = 64
     max_pixels: int = 4096 * 2160
     allow_upscale: bool = False
+    min_fps: float = 1.0
+    max_fps: float = 240.0
 
     def __post_init__(self) -> None:
         positive_or_none = ("short_side", "max_side", "clip_stride", "max_clips_per_video")
@@ -95,6 +102,10 @@ class VideoConfig:
                 )
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ValueError(f"VideoConfig.fps must be a positive number or None, got {self.fps!r}")
+        if not (0 <= self.min_fps < self.max_fps):
+            raise ValueError(
+                f"VideoConfig needs 0 <= min_fps < max_fps, got {self.min_fps!r}, {self.max_fps!r}"
+            )
         # inf is allowed: it switches scene-cut detection off
         if not self.scene_threshold > 0:
             raise ValueError(
@@ -151,20 +162,54 @@ def ffmpeg_input(path: str | Path) -> str:
     return "file:" + os.path.abspath(path)
 
 
+def check_input_file(path: str | Path) -> int:
+    """Check that ``path`` is a regular, readable, non-empty file before anything opens it (a
+    FIFO named ``x.mp4`` would block a reader forever); returns its size in bytes.
+
+    Raises VideoError: not_found (no such file, a link to nothing, a link loop), unreadable (a
+    folder, FIFO, socket or device; no read permission), empty_file.
+    """
+    shown = str(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise VideoError(shown, "not_found", "a symbolic link to a missing file") from None
+        raise VideoError(shown, "not_found", "no such file") from None
+    except OSError as error:  # ELOOP, ENAMETOOLONG, EACCES on a parent folder, ...
+        raise VideoError(shown, "not_found", f"cannot reach the file: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise VideoError(shown, "unreadable", f"not a regular file (a {_file_kind(info.st_mode)})")
+    if not os.access(path, os.R_OK):
+        raise VideoError(shown, "unreadable", "permission denied (the file is not readable)")
+    if info.st_size == 0:
+        raise VideoError(shown, "empty_file", "the file is empty (0 bytes)")
+    return info.st_size
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "folder"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return kind
+    return "special file"
+
+
 def probe_video(path: str | Path, config: VideoConfig) -> VideoInfo:
-    """Read a video's metadata with ``ffmpeg -i`` and check it against the config's size limits.
+    """Read a video's metadata with ``ffmpeg -i`` and check it against the config's limits.
 
     Raises VideoError: not_found, empty_file, unreadable, truncated (an mp4 whose index is
-    missing), too_small, too_large.
+    missing), too_small (also when the resize policy would bring the short side of an extreme
+    aspect ratio below ``min_side``), too_large, fps_out_of_range.
     """
     shown = str(path)
     p = Path(path)
-    if not p.exists():
-        raise VideoError(shown, "not_found", "no such file")
-    if not p.is_file():
-        raise VideoError(shown, "unreadable", "not a regular file")
-    if p.stat().st_size == 0:
-        raise VideoError(shown, "empty_file", "the file is empty (0 bytes)")
+    check_input_file(p)
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_input(p)]
     try:
         # ffmpeg exits non-zero here (no output named); the header on stderr is all we want
@@ -189,7 +234,41 @@ def probe_video(path: str | Path, config: VideoConfig) -> VideoInfo:
             "too_large",
             f"{info.width}x{info.height} = {pixels} pixels exceeds max_pixels={config.max_pixels}",
         )
+    if info.fps > 0 and not config.min_fps <= info.fps <= config.max_fps:
+        raise VideoError(
+            shown,
+            "fps_out_of_range",
+            f"the native frame rate {info.fps:g} fps is outside [{config.min_fps:g}, "
+            f"{config.max_fps:g}] (VideoConfig.min_fps / max_fps)",
+        )
+    check_output_size(info, (0, 0, info.width, info.height), config)
     return info
+
+
+def check_output_size(info: VideoInfo, crop: tuple[int, int, int, int], config: VideoConfig):
+    """The output geometry of ``crop`` under the resize policy; raises VideoError too_small when
+    its short side falls below ``min_side`` (an extreme aspect ratio squeezed under
+    ``max_side``) or the policy leaves nothing."""
+    from dvg.video.transform import plan_transform  # transform imports this module
+
+    try:
+        transform = plan_transform(info.size, crop, config)
+    except ValueError as err:
+        raise VideoError(info.path, "too_small", str(err)) from None
+    out_w, out_h = transform.output_size
+    # A short_side target below min_side asks for small outputs: only squeezing below it fails.
+    floor = config.min_side
+    if config.short_side is not None:
+        floor = min(floor, config.short_side // config.multiple * config.multiple)
+    if min(out_w, out_h) < floor:
+        raise VideoError(
+            info.path,
+            "too_small",
+            f"the {crop[2]}x{crop[3]} picture (aspect ratio {max(crop[2:]) / min(crop[2:]):.1f}:1) "
+            f"becomes {out_w}x{out_h} under the resize policy (long side <= max_side="
+            f"{config.max_side}), a short side below {floor} (min_side={config.min_side})",
+        )
+    return transform
 
 
 def _starts_like_mp4(path: Path) -> bool:
@@ -343,6 +422,8 @@ class FfmpegPipe:
         output_args: Sequence[str] = (),
     ):
         self.path = info.path
+        self.duration = info.duration
+        self.output_fps: float | None = None  # set by read_frames when resampling
         self.width, self.height = size
         self.channels = {"rgb24": 3, "gray": 1}[pix_fmt]
         self.frame_bytes = self.width * self.height * self.channels
@@ -453,9 +534,17 @@ class FfmpegPipe:
                 f"ffmpeg exited with status {returncode} after {self.frames_read} frames"
                 + self._error_context(),
             )
-        if self.frames_read == 0:
+        if self.frames_read == 0 and self.errors:
             raise VideoError(
                 self.path, "decode_error", "ffmpeg decoded no frames" + self._error_context()
+            )
+        if self.frames_read == 0:  # a clean run with no output: too short for the output rate
+            raise VideoError(
+                self.path,
+                "too_short",
+                "ffmpeg produced no frame"
+                + (f" at {self.output_fps:g} fps" if self.output_fps else "")
+                + f": the video lasts {self.duration:g} s",
             )
         if expected_frames and self.errors and self.frames_read < 0.8 * expected_frames - 2:
             raise VideoError(
@@ -531,6 +620,7 @@ def read_frames(
         chain.append(f"fps=fps={rate.numerator}/{rate.denominator}")
     expected = info.duration * float(rate if rate is not None else info.fps) or None
     pipe = FfmpegPipe(info, chain, size)
+    pipe.output_fps = None if rate is None else float(rate)
     clock = _NativeClock()
     first_pts: int | None = None
     first_slot = 0
@@ -572,23 +662,35 @@ def read_max_image(
 ) -> np.ndarray:
     """Per-pixel maximum luma over frames sampled from the start of the video (letterbox scan).
 
-    Returns (H, W) uint8 at the displayed source size. Holds one frame at a time. Raises
-    VideoError only when no frame at all can be decoded.
+    Returns (H, W) uint8 at the displayed source size. Holds one frame at a time. A video too
+    short for one frame at ``sample_fps`` (under 1 / (2 sample_fps) s, e.g. 8 frames at
+    100 fps) is scanned over its first ``max_frames`` frames instead. Raises VideoError only
+    when no frame at all can be decoded.
     """
-    size = (info.width, info.height)
     rate = output_rate(sample_fps)
-    pipe = FfmpegPipe(
+    sampled = _max_luma(
         info,
         [f"fps=fps={rate.numerator}/{rate.denominator}"],
-        size,
-        pix_fmt="gray",
-        output_args=["-t", f"{seconds:g}", "-frames:v", str(max_frames)],
+        ["-t", f"{seconds:g}", "-frames:v", str(max_frames)],
     )
+    if sampled is not None:
+        return sampled
+    peak = _max_luma(info, [], ["-frames:v", str(max_frames)], check=True)
+    assert peak is not None  # _max_luma raised otherwise
+    return peak
+
+
+def _max_luma(
+    info: VideoInfo, filters: list[str], output_args: list[str], check: bool = False
+) -> np.ndarray | None:
+    """Per-pixel maximum of the grey frames ffmpeg outputs; None when there are none (unless
+    ``check``: then ffmpeg's failure, or "no frames", is raised as a VideoError)."""
+    pipe = FfmpegPipe(info, filters, info.size, pix_fmt="gray", output_args=output_args)
     try:
         peak: np.ndarray | None = None
         while (image := pipe.read()) is not None:
             peak = image[:, :, 0].copy() if peak is None else np.maximum(peak, image[:, :, 0])
-        if peak is None:
+        if peak is None and check:
             pipe.finish()  # raises: no frame decoded
             raise VideoError(info.path, "decode_error", "ffmpeg decoded no frames")
         return peak

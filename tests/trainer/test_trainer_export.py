@@ -16,6 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from pipelines.model import SpatialDreamerModel
 from pipelines.pipeline import SpatialDreamerPipeline
+from trainer.checkpoint import load_state_file
 from trainer.config import apply_overrides, preset_config
 from trainer.deviation import DeviationLog
 from trainer.loop import fit
@@ -100,7 +101,7 @@ def test_ema_export_and_stage_2_from_the_ema_weights(ema_run, dvg_shards, tmp_pa
     plain, averaged = load_model(ema_run), load_model(ema_run, ema=True)
     name = "unet.conv_in.weight"
     weights = load_file(next((ema_run / "checkpoints").iterdir()) / "trainable.safetensors")
-    shadow = torch.load(next((ema_run / "checkpoints").iterdir()) / "ema.pt", weights_only=True)[
+    shadow = load_state_file(next((ema_run / "checkpoints").iterdir()) / "ema.safetensors")[
         "shadow_params"
     ]
     target = dict(plain.named_parameters())[name]

@@ -108,7 +108,10 @@ class RAFT(nn.Module):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"RAFT checkpoint not found: {path}; {_DOWNLOAD_HINT}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # weights_only: tensors and containers only, never code from the file
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # unpickling and zip errors do not name the file
+            raise ValueError(f"{path}: cannot read as a PyTorch state dict ({error})") from None
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         if not isinstance(state, dict):

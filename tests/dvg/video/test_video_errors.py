@@ -158,6 +158,7 @@ def test_reason_table_lists_every_code_in_the_brief():
         "too_small",
         "too_large",
         "too_short",
+        "fps_out_of_range",
         "truncated",
         "decode_error",
     }
