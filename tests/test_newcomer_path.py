@@ -37,7 +37,7 @@ def test_depth_then_build_then_convert_on_a_video_without_sidecars(tmp_path):
     args = ["depth", "--videos", str(raw), "--out", str(depth), "--depth-model", str(model)]
     result = runner.invoke(dvg, [*args, "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert (depth / "trip.invdepth" / "depth.json").is_file()
+    assert (depth / "trip.mp4.invdepth" / "depth.json").is_file()
 
     result = runner.invoke(  # into the same folder: it holds no sample, so it is rebuilt
         dvg, [*build, "--out", str(shards), "--depth-dir", str(depth), "--no-progress"]

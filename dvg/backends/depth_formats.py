@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -228,16 +229,16 @@ def load_inverse_array(path: Path) -> np.ndarray:
             with np.load(path, allow_pickle=False) as archive:
                 names = archive.files
                 name = "invdepth" if "invdepth" in names else names[0] if len(names) == 1 else None
-                if name is None:
-                    raise ValueError(
-                        f"{path} holds several arrays ({', '.join(names)}) and none is named "
-                        "'invdepth'"
-                    )
-                array = archive[name]
+                array = None if name is None else archive[name]
         else:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, EOFError) as err:
+            names, array = [], np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:
+        # ValueError: e.g. pickled object arrays, which are never loaded
         raise ValueError(f"{path}: cannot be read as a numpy array file ({err})") from None
+    if array is None:
+        raise ValueError(
+            f"{path} holds several arrays ({', '.join(names)}) and none is named 'invdepth'"
+        )
     if array.dtype.kind not in "fiu" or array.ndim != 3:
         raise ValueError(
             f"{path} must hold an (N, H, W) array of numbers, got {array.dtype} {array.shape}"

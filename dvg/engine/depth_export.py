@@ -1,6 +1,6 @@
 """`dvg depth`: run a depth backend over videos once and keep compact sidecars.
 
-Each video ``<stem>.<ext>`` gets a folder ``<out>/<stem>.invdepth/`` (or, without ``out``, one next
+Each video ``trip.mp4`` gets a folder ``<out>/trip.mp4.invdepth/`` (or, without ``out``, one next
 to the video) of 16-bit PNGs with their scale (:mod:`dvg.backends.depth_formats`), which
 ``dvg build --depth sidecar`` and ``spatialdreamer convert --depth`` read like any sidecar. A
 frame's PNG appears whole (written to a temporary name, then renamed) and ``depth.json`` is
@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from dvg.backends import DEPTH_BACKENDS, BackendSpec, DepthContext
+from dvg.backends import DEPTH_BACKENDS, BackendSpec, DepthContext, sidecar_name
 from dvg.backends.depth_formats import (
     DONE_FILE,
     frame_png_name,
@@ -74,14 +74,17 @@ class DepthExportSummary:
 
 
 def sidecar_folder(video: VideoInput, out_dir: Path | None) -> Path:
-    """Where the sidecar of ``video`` goes: ``<out>/<stem>.invdepth`` or next to the video."""
-    stem = Path(video.path).stem
-    return (out_dir if out_dir is not None else Path(video.path).parent) / f"{stem}{SUFFIX}"
+    """Where the sidecar of ``video`` goes: ``<out>/<file name>.invdepth`` (``trip.mp4.invdepth``:
+    named after the whole file name, the sidecar lookup's first choice, so ``trip.mp4`` and
+    ``trip.mkv`` do not share one) or next to the video."""
+    path = Path(video.path)
+    folder = out_dir if out_dir is not None else path.parent
+    return folder / sidecar_name(path.name, SUFFIX)
 
 
 def plan(sources: Sequence[str | Path], out_dir: Path | None) -> list[tuple[VideoInput, Path]]:
     """(video, sidecar folder) pairs; ValueError when two videos would share a folder (the
-    sidecar lookup is by file stem, so a flat ``--out`` needs unique stems)."""
+    sidecar lookup is by file name, so a flat ``--out`` needs unique file names)."""
     videos = discover_inputs([str(s) for s in sources])
     if not videos:
         raise ValueError(f"no input videos found in {', '.join(map(str, sources))}")
@@ -91,8 +94,8 @@ def plan(sources: Sequence[str | Path], out_dir: Path | None) -> list[tuple[Vide
         if folder in seen:
             raise ValueError(
                 f"{seen[folder]} and {video.path} would both write {folder} (sidecars are "
-                "found by the video's stem): leave out --out to write each next to its video, "
-                "or run once per folder"
+                "found by the video's file name): leave out --out to write each next to its "
+                "video, or run once per folder"
             )
         seen[folder] = video.path
     return pairs

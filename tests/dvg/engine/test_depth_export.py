@@ -53,9 +53,9 @@ def _config(dpt: Path, **kwargs) -> DepthExportConfig:
 def test_sidecars_hold_the_models_prediction(raw, dpt, tmp_path):
     out = tmp_path / "depth"
     summary = export_depth([raw], out, _config(dpt), show_progress=False)
-    assert sorted(p.name for p in summary.written) == ["a.invdepth", "b.invdepth"]
+    assert sorted(p.name for p in summary.written) == ["a.mp4.invdepth", "b.mp4.invdepth"]
     assert summary.frames == 2 * FRAMES and not summary.failed
-    folder = out / "a.invdepth"
+    folder = out / "a.mp4.invdepth"
     assert sorted(p.name for p in folder.iterdir()) == [
         *(frame_png_name(i) for i in range(FRAMES)),
         DONE_FILE,
@@ -77,7 +77,7 @@ def test_sidecars_hold_the_models_prediction(raw, dpt, tmp_path):
 def test_rerun_skips_and_a_killed_video_resumes_at_its_missing_frames(raw, dpt, tmp_path):
     out = tmp_path / "depth"
     export_depth([raw], out, _config(dpt), show_progress=False)
-    folder = out / "a.invdepth"
+    folder = out / "a.mp4.invdepth"
     before = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.png")}
     again = export_depth([raw], out, _config(dpt), show_progress=False)
     assert len(again.skipped) == 2 and not again.written
@@ -87,7 +87,7 @@ def test_rerun_skips_and_a_killed_video_resumes_at_its_missing_frames(raw, dpt, 
         (folder / frame_png_name(i)).unlink()
     os.utime(folder / frame_png_name(0), ns=(1, 1))  # kept frames must not be rewritten
     resumed = export_depth([raw], out, _config(dpt), show_progress=False)
-    assert [p.name for p in resumed.written] == ["a.invdepth"] and len(resumed.skipped) == 1
+    assert [p.name for p in resumed.written] == ["a.mp4.invdepth"] and len(resumed.skipped) == 1
     assert (folder / DONE_FILE).is_file()
     assert (folder / frame_png_name(0)).stat().st_mtime_ns == 1
     assert all((folder / frame_png_name(i)).is_file() for i in range(FRAMES))
@@ -98,9 +98,9 @@ def test_a_broken_video_is_reported_and_the_others_are_written(raw, dpt, tmp_pat
     (raw / "c.mp4").write_bytes(b"not a video at all")
     summary = export_depth([raw], None, _config(dpt, max_side=16), show_progress=False)
     assert list(summary.failed) == [str(raw / "c.mp4")]
-    assert {p.name for p in summary.written} == {"a.invdepth", "b.invdepth"}
-    assert (raw / "a.invdepth" / DONE_FILE).is_file()  # next to the video without --out
-    assert read_inverse_depth_png(raw / "a.invdepth" / frame_png_name(0)).shape == (11, 16)
+    assert {p.name for p in summary.written} == {"a.mp4.invdepth", "b.mp4.invdepth"}
+    assert (raw / "a.mp4.invdepth" / DONE_FILE).is_file()  # next to the video without --out
+    assert read_inverse_depth_png(raw / "a.mp4.invdepth" / frame_png_name(0)).shape == (11, 16)
     result = CliRunner().invoke(
         app, ["depth", "--videos", str(raw), "--depth-model", str(dpt), "--no-progress"]
     )
@@ -111,6 +111,6 @@ def test_clashing_stems_are_refused_before_any_work(raw, dpt, tmp_path):
     (raw / "sub").mkdir()
     shutil.copy(raw / "a.mp4", raw / "sub" / "a.mp4")
     out = tmp_path / "depth"
-    with pytest.raises(ValueError, match=r"would both write .*a\.invdepth"):
+    with pytest.raises(ValueError, match=r"would both write .*a\.mp4\.invdepth"):
         export_depth([raw], out, _config(dpt), show_progress=False)
     assert not out.exists()
