@@ -121,6 +121,14 @@ def convert(
     max_fps: Annotated[
         float | None, typer.Option(help="At most this frame rate (frames are dropped).")
     ] = None,
+    stereo_signal: Annotated[
+        str,
+        typer.Option(
+            help="Where SBS/TB outputs say they are stereo: container (mp4 st3d, mkv "
+            "StereoMode), sei (H.264 frame packing), both (ffmpeg 9's CLI cannot decode "
+            "that) or none."
+        ),
+    ] = "container",
     audio: Annotated[bool, typer.Option(help="Keep the audio tracks.")] = True,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Torch CPU threads; default: half the CPUs.")
@@ -166,6 +174,7 @@ def convert(
             start=parse_time(start, "--start"),
             end=parse_time(end, "--end"),
             max_fps=max_fps,
+            stereo_signal=stereo_signal,
             window=window,
             overlap=overlap,
             offload=offload,

@@ -38,6 +38,13 @@ from pipelines.convert.stream import Drain, Prefetch
 from pipelines.convert.warp import WarpConfig
 
 DEPTH_MODEL_BACKENDS = ("dpt", "depth-anything", "marigold")
+# --stereo-signal -> where the packing of SBS / TB frames is signalled.
+STEREO_SIGNAL_CHOICES: dict[str, tuple[str, ...]] = {
+    "container": ("container",),
+    "sei": ("sei",),
+    "both": ("sei", "container"),
+    "none": (),
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,11 @@ class ConvertConfig:
         start, end: convert only this part of the input, in seconds (None: from the start /
             to the end); the audio is cut alike.
         max_fps: drop frames so the output has at most this frame rate (None: keep all).
+        stereo_signal: where packed layouts (SBS / TB) say so besides the file name:
+            ``container`` (the mp4 ``st3d`` box, Matroska StereoMode; the default),
+            ``sei`` (H.264 frame-packing SEI), ``both`` or ``none``. ``both`` is what the
+            specifications allow, but the ffmpeg 9 command line (the one imageio-ffmpeg
+            bundles, so imageio and moviepy too) cannot decode such files (docs/convert.md).
         window, overlap: frames per window and frames shared by neighbours (None: method
             defaults: 16 / 0 for warp-inpaint, the trained clip length / a quarter of it for
             spatialdreamer).
@@ -100,6 +112,7 @@ class ConvertConfig:
     start: float | None = None
     end: float | None = None
     max_fps: float | None = None
+    stereo_signal: str = "container"
     window: int | None = None
     overlap: int | None = None
     offload: bool = False
@@ -134,6 +147,11 @@ class ConvertConfig:
             raise ValueError(f"end must be after start ({self.start or 0} s), got {self.end}")
         if self.max_fps is not None and not self.max_fps > 0:
             raise ValueError(f"max_fps must be > 0, got {self.max_fps}")
+        if self.stereo_signal not in STEREO_SIGNAL_CHOICES:
+            raise ValueError(
+                f"stereo_signal must be one of {', '.join(STEREO_SIGNAL_CHOICES)}, "
+                f"got {self.stereo_signal!r}"
+            )
         for name in ("window", "steps", "decode_chunk_size", "tile_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -288,7 +306,9 @@ def _convert(
     native_fps = info.fps if info.fps > 0 else 30.0
     fps = min(native_fps, config.max_fps or native_fps)
     stereo = STEREO_PACKING.get(config.layout)
-    temporary = partial_path(out, stereo)
+    signals = STEREO_SIGNAL_CHOICES[config.stereo_signal] if stereo else ()
+    in_container = stereo if "container" in signals else None
+    temporary = partial_path(out, in_container)
     writer = VideoWriter(
         temporary,
         size,
@@ -297,6 +317,7 @@ def _convert(
         preset=config.encoder_preset,
         sar=info.sar,
         stereo=stereo,
+        signals=signals,
     )
     source = StreamSource(str(source_path), info.width, info.height, native_indices=[])
     expected = _expected_frames(info, config, fps)
@@ -331,7 +352,7 @@ def _convert(
             f"{config.end} s (the video lasts {info.duration:.2f} s)"
         )
     trim = (config.start, config.end)
-    audio = finish_output(temporary, source_path, out, config.keep_audio, trim, stereo)
+    audio = finish_output(temporary, source_path, out, config.keep_audio, trim, in_container)
     seconds = time.perf_counter() - start
     return ConvertResult(
         path=out,

@@ -123,9 +123,11 @@ class VideoWriter:
         preset: x264 speed preset (ultrafast ... veryslow).
         sar: the sample (pixel) aspect ratio to record, (num, den); the source's, so players
             show the frame as wide as the source was.
-        stereo: ``"sbs"`` or ``"tb"``: signal the packing in the stream (H.264 frame-packing
-            SEI) and, in a Matroska file, as its StereoMode (what :func:`finish_output` turns
-            into the mp4 ``st3d`` box); None for mono-compatible frames.
+        stereo: ``"sbs"`` or ``"tb"``: the frames' packing, signalled as ``signals`` say;
+            None for mono-compatible frames.
+        signals: where to signal the packing: ``"sei"`` (H.264 frame-packing SEI in the
+            stream), ``"container"`` (the Matroska StereoMode of this file, which
+            :func:`finish_output` turns into the mp4 ``st3d`` box), both, or neither.
     """
 
     def __init__(
@@ -137,6 +139,7 @@ class VideoWriter:
         preset: str = "medium",
         sar: tuple[int, int] = (1, 1),
         stereo: str | None = None,
+        signals: tuple[str, ...] = ("sei", "container"),
     ) -> None:
         if preset not in X264_PRESETS:
             raise ValueError(
@@ -161,8 +164,10 @@ class VideoWriter:
         cmd += ["-c:v", "libx264", "-crf", str(int(crf)), "-preset", preset]
         if stereo is not None:
             packing, mode = STEREO_SIGNALS[stereo]
-            cmd += ["-x264-params", f"frame-packing={packing}"]
-            cmd += ["-metadata:s:v:0", f"stereo_mode={mode}"]
+            if "sei" in signals:
+                cmd += ["-x264-params", f"frame-packing={packing}"]
+            if "container" in signals:
+                cmd += ["-metadata:s:v:0", f"stereo_mode={mode}"]
         cmd += ["-pix_fmt", "yuv420p"]
         if self.path.suffix.lower() in MP4_LIKE:
             cmd += ["-movflags", "+faststart"]

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -84,16 +85,27 @@ def st3d_mode(path: Path) -> int | None:
     [("full-sbs", 3, 2), ("half-sbs", 3, 2), ("full-tb", 4, 1), ("half-tb", 4, 1)],
 )
 def test_packed_layouts_carry_frame_packing_sei_and_st3d(clip, tmp_path, layout, sei, st3d):
-    config = ConvertConfig(depth=str(clip.parent), layout=layout, encoder_preset="ultrafast")
-    result = convert(clip, tmp_path, config)
+    both = ConvertConfig(
+        depth=str(clip.parent), layout=layout, encoder_preset="ultrafast", stereo_signal="both"
+    )
+    result = convert(clip, tmp_path, both)
     assert frame_packing_types(result.path) == {sei}
     assert st3d_mode(result.path) == st3d
-    mkv = convert(clip, tmp_path / "o.mkv", config).path
+    mkv = convert(clip, tmp_path / "o.mkv", both).path
     assert frame_packing_types(mkv) == {sei}
     assert ("left_right" if sei == 3 else "top_bottom") in _ffmpeg("-i", str(mkv))
     # The bundled ffmpeg cannot decode the packing signalled twice unless told (dvg.video does).
     for path in (result.path, mkv):
         assert len(list(iter_frames(probe(path)))) == FRAMES
+    assert "Invalid argument" in _ffmpeg("-i", str(result.path), "-f", "null", "-")
+    # The default signals in the container only, which every ffmpeg decodes; sei only in the
+    # stream.
+    default = convert(clip, tmp_path / "d.mp4", replace(both, stereo_signal="container")).path
+    assert st3d_mode(default) == st3d and frame_packing_types(default) == set()
+    assert "Invalid argument" not in _ffmpeg("-i", str(default), "-f", "null", "-")
+    only_sei = convert(clip, tmp_path / "s.mp4", replace(both, stereo_signal="sei")).path
+    assert st3d_mode(only_sei) is None and frame_packing_types(only_sei) == {sei}
+    assert ConvertConfig().stereo_signal == "container"
 
 
 def test_mono_compatible_layouts_carry_no_stereo_signal(clip, tmp_path):
