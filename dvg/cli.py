@@ -228,7 +228,7 @@ def depth_command(
     out: Annotated[
         Path | None,
         typer.Option(
-            help="Folder for the <stem>.invdepth/ sidecars (default: next to each video)."
+            help="Folder for the <file name>.invdepth/ sidecars (default: next to each video)."
         ),
     ] = None,
     depth: Annotated[
