@@ -10,7 +10,7 @@ included). Longer
 videos for the memory-vs-length rows loop the clip.
 
     python -m benchmarks.convert [--size 1920x1080] [--frames 24] [--lengths 24,72,216]
-                                 [--layout full-sbs] [--preset medium] [--dpt]
+                                 [--layout full-sbs] [--encoder-preset medium] [--dpt]
                                  [--write docs/benchmarks.md]
 
 ``--dpt`` adds a row with a full-size random-weight DPT-hybrid (MiDaS architecture) loaded
@@ -71,8 +71,11 @@ MEASURE = textwrap.dedent(
     import pipelines.convert.converter as converter
     from pipelines.convert import ConvertConfig, convert
     video, out, settings = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    if "threads" in {f.name for f in fields(ConvertConfig)}:  # keep the pinned thread count
+    names = {f.name for f in fields(ConvertConfig)}
+    if "threads" in names:  # keep the pinned thread count
         settings.setdefault("threads", torch.get_num_threads())
+    if "encoder_preset" not in names:  # a baseline from before the rename
+        settings["preset"] = settings.pop("encoder_preset")
     create, loading = converter.create_method, []
     def timed_create(*args, **kwargs):
         start = time.perf_counter()
@@ -187,7 +190,7 @@ def run_spatialdreamer(
                 "steps": steps,
                 "depth": str(video.parent),
                 "layout": layout,
-                "preset": preset,
+                "encoder_preset": preset,
             }
             row = {"width": width, "height": height, "setting": name}
             try:
@@ -281,7 +284,7 @@ def run(
     results: dict = {"speed": {}, "memory": [], "identical": None, "rounds": rounds}
     with temporary_folder() as tmp:
         tmp = Path(tmp)
-        base = {"layout": layout, "preset": preset}
+        base = {"layout": layout, "encoder_preset": preset}
         video = make_clip(tmp / "speed", width, height, frames, frames)
         sidecar = {**base, "depth": str(video.parent)}
         trees = {"this checkout": ROOT}
@@ -409,7 +412,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--lengths", default="24,72,216", help="video lengths for memory")
     parser.add_argument("--layout", default="full-sbs")
-    parser.add_argument("--preset", default="medium", help="x264 preset")
+    parser.add_argument(
+        "--encoder-preset", dest="preset", default="medium", help="x264 speed preset"
+    )
     parser.add_argument("--dpt", action="store_true", help="add a random full-size DPT row")
     parser.add_argument("--spatialdreamer", action="store_true", help="measure that method")
     parser.add_argument("--model-size", default="paper", choices=["paper", "tiny"])

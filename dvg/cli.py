@@ -55,6 +55,12 @@ def build(
     ] = None,
     depth: Annotated[str | None, typer.Option(help="Depth backend.")] = None,
     depth_model: Annotated[str | None, typer.Option(help="Depth hub id or local path.")] = None,
+    depth_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of depth sidecars (e.g. `dvg depth --out`); implies --depth sidecar."
+        ),
+    ] = None,
     inpaint: Annotated[str | None, typer.Option(help="Inpainting backend.")] = None,
     inpaint_model: Annotated[
         str | None, typer.Option(help="Inpainting hub id or local path.")
@@ -92,12 +98,22 @@ def build(
     from dvg.engine.progress import summary_table
 
     devices = {"device": device} if device else {}
+    if depth_dir is not None:
+        if depth not in (None, "sidecar"):
+            typer.echo(
+                f"dvg build: --depth-dir reads sidecars; it cannot go with --depth {depth}",
+                err=True,
+            )
+            raise typer.Exit(2)
+        depth, devices_depth = "sidecar", {"options": {"dir": str(depth_dir)}}
+    else:
+        devices_depth = {}
     try:
         cfg = load_config(config, preset)
         cfg = apply_overrides(
             cfg,
             _overrides(
-                depth={"name": depth, "model": depth_model, **devices},
+                depth={"name": depth, "model": depth_model, **devices, **devices_depth},
                 inpaint={"name": inpaint, "model": inpaint_model, **devices},
                 flow={"name": flow, "model": flow_model, **devices},
                 video={
@@ -125,9 +141,15 @@ def build(
         typer.echo(f"dvg build: {error}", err=True)
         raise typer.Exit(2) from None
     Console().print(summary_table(summary))
+    hint = summary.rerun_hint()
     if not summary.succeeded:
-        typer.echo("dvg build: no sample was produced; see the ledgers (dvg inspect)", err=True)
+        typer.echo(
+            f"dvg build: no sample was produced; {hint or 'see the ledgers (dvg inspect)'}",
+            err=True,
+        )
         raise typer.Exit(1)
+    if hint:
+        typer.echo(f"dvg build: nothing new was written: {hint}", err=True)
 
 
 @app.command()
@@ -210,3 +232,54 @@ def synth(
         clip = setup.render(on_step=lambda done, _: progress.update(done))
     for kind, path in write_clip(clip, out, scene).items():
         typer.echo(f"{kind}: {path}")
+
+
+@app.command("depth")
+def depth_command(
+    videos: Annotated[
+        list[str],
+        typer.Option(
+            "--videos", help="A folder (searched recursively), a .txt list, a glob or a file."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the <file name>.invdepth/ sidecars (default: next to each video)."
+        ),
+    ] = None,
+    depth: Annotated[
+        str, typer.Option(help="Depth backend: dpt, depth-anything or marigold.")
+    ] = "dpt",
+    depth_model: Annotated[str | None, typer.Option(help="Depth hub id or local path.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:1...")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, float16 or bfloat16.")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per model call.")] = 8,
+    max_side: Annotated[
+        int | None, typer.Option(help="Store maps with the long side at most this (pixels).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Recompute finished videos.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show the progress display.")] = True,
+) -> None:
+    """Estimate depth once and keep it as compact sidecars (16-bit PNG + scale per frame) that
+    `dvg build --depth-dir` and `spatialdreamer convert --depth` read. Resumable."""
+    from dvg.backends import BackendSpec, MissingWeightsError
+    from dvg.engine.depth_export import DepthExportConfig, export_depth
+
+    try:
+        spec = BackendSpec(
+            depth, model=depth_model, device=device, dtype=dtype, batch_size=batch_size
+        )
+        config = DepthExportConfig(depth=spec, max_side=max_side, overwrite=overwrite)
+        summary = export_depth(videos, out, config, show_progress=progress)
+    except (ValueError, MissingWeightsError) as error:
+        typer.echo(f"dvg depth: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"dvg depth: {len(summary.written)} written, {len(summary.skipped)} already done, "
+        f"{len(summary.failed)} failed, {summary.frames} frames in {summary.seconds:.1f} s"
+    )
+    for video, reason in summary.failed.items():
+        typer.echo(f"  failed: {video}: {reason}", err=True)
+    if summary.failed:
+        raise typer.Exit(1)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipelines.convert.formats import LAYOUTS
+from pipelines.convert.io import X264_PRESETS
 
 app = typer.Typer(
     help=(
@@ -26,7 +27,13 @@ def main() -> None:
 
 @app.command()
 def convert(
-    input: Annotated[Path, typer.Argument(help="The mono video to convert.")],
+    input: Annotated[
+        Path,
+        typer.Argument(
+            help="The mono video to convert, or a folder of videos (recursive; videos whose "
+            "output exists are skipped, so a killed run resumes)."
+        ),
+    ],
     out: Annotated[
         Path,
         typer.Option(help="Output file, or a folder that receives <stem>_LRF_Full_SBS.mp4 (etc.)."),
@@ -101,7 +108,27 @@ def convert(
         typer.Option(help="spatialdreamer: U-Net latent tiles of this many pixels (x64)."),
     ] = None,
     crf: Annotated[int, typer.Option(help="H.264 quality, 0-51 (lower is better).")] = 18,
-    preset: Annotated[str, typer.Option(help="x264 speed preset.")] = "medium",
+    encoder_preset: Annotated[
+        str, typer.Option(help=f"x264 speed preset: {', '.join(X264_PRESETS)}.")
+    ] = "medium",
+    preset: Annotated[str | None, typer.Option(hidden=True)] = None,
+    start: Annotated[
+        str | None, typer.Option(help="Convert from this time on: seconds or [hh:]mm:ss.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Convert up to this time: seconds or [hh:]mm:ss.")
+    ] = None,
+    max_fps: Annotated[
+        float | None, typer.Option(help="At most this frame rate (frames are dropped).")
+    ] = None,
+    stereo_signal: Annotated[
+        str,
+        typer.Option(
+            help="Where SBS/TB outputs say they are stereo: container (mp4 st3d, mkv "
+            "StereoMode), sei (H.264 frame packing), both (ffmpeg 9's CLI cannot decode "
+            "that) or none."
+        ),
+    ] = "container",
     audio: Annotated[bool, typer.Option(help="Keep the audio tracks.")] = True,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Torch CPU threads; default: half the CPUs.")
@@ -111,9 +138,18 @@ def convert(
     """Convert INPUT to a stereo video (streamed: memory does not grow with its length)."""
     from dvg.backends import MissingSidecarError, MissingWeightsError
     from dvg.video import VideoError
-    from pipelines.convert import ConvertConfig, EncodeError, MissingModelError
+    from pipelines.convert import ConvertConfig, EncodeError, MissingModelError, convert_folder
     from pipelines.convert import convert as run_convert
 
+    if preset is not None:
+        typer.echo(
+            f"spatialdreamer convert: there is no --preset here. The x264 speed preset is "
+            f"--encoder-preset ({', '.join(X264_PRESETS)}); converting without any weights "
+            "(what `dvg build --preset offline` means) is `--depth PATH` (your depth files, e.g. "
+            "from `dvg depth`) with the default `--inpaint telea`.",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         config = ConvertConfig(
             method=method,
@@ -134,7 +170,11 @@ def convert(
             dtype=dtype,
             device=device,
             crf=crf,
-            preset=preset,
+            encoder_preset=encoder_preset,
+            start=parse_time(start, "--start"),
+            end=parse_time(end, "--end"),
+            max_fps=max_fps,
+            stereo_signal=stereo_signal,
             window=window,
             overlap=overlap,
             offload=offload,
@@ -143,7 +183,10 @@ def convert(
             keep_audio=audio,
             threads=threads,
         )
-        result = run_convert(input, out, config, show_progress=progress)
+        if input.is_dir():
+            folder = convert_folder(input, out, config, show_progress=progress)
+        else:
+            result = run_convert(input, out, config, show_progress=progress)
     except (
         VideoError,
         MissingModelError,
@@ -153,15 +196,73 @@ def convert(
         FileNotFoundError,
         ValueError,
     ) as error:
-        message = f"spatialdreamer convert: {error}"
-        if isinstance(error, MissingWeightsError):
-            message += (
-                "\nFor `spatialdreamer convert`: `--depth PATH` uses your own depth files instead "
-                "of a depth model, and `--inpaint telea` needs no inpainting weights."
-            )
-        typer.echo(message, err=True)
+        typer.echo(f"spatialdreamer convert: {convert_hint(error, input)}", err=True)
         raise typer.Exit(2) from None
+    if not input.is_dir():
+        typer.echo(
+            f"wrote {result.path} ({result.frames} frames, {result.seconds:.1f} s, "
+            f"{result.fps:.2f} frames/s, audio: {result.audio})"
+        )
+        return
+    for done in folder.converted:
+        typer.echo(f"wrote {done.path} ({done.frames} frames, {done.seconds:.1f} s)")
     typer.echo(
-        f"wrote {result.path} ({result.frames} frames, {result.seconds:.1f} s, "
-        f"{result.fps:.2f} frames/s, audio: {result.audio})"
+        f"{len(folder.converted)} converted, {len(folder.skipped)} already there, "
+        f"{len(folder.failed)} failed"
+    )
+    for video, reason in folder.failed.items():
+        typer.echo(f"  failed: {video}: {convert_hint_text(reason, Path(video))}", err=True)
+    if folder.failed:
+        raise typer.Exit(1)
+
+
+def parse_time(value: str | None, flag: str) -> float | None:
+    """Seconds from ``12.5``, ``mm:ss`` or ``hh:mm:ss(.ff)``; BadParameter naming ``flag``."""
+    if value is None:
+        return None
+    try:
+        seconds = 0.0
+        for part in value.split(":"):
+            seconds = seconds * 60 + float(part)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a time: give seconds or [hh:]mm:ss", param_hint=flag
+        ) from None
+    return seconds
+
+
+def convert_hint(error: Exception, input: Path) -> str:
+    """The message of ``error`` with what to do, in convert's own flags."""
+    from dvg.backends import MissingSidecarError, MissingWeightsError
+    from dvg.backends.weights import OFFLINE_PRESET, WEIGHTS_FREE
+
+    if isinstance(error, MissingWeightsError):
+        errors = getattr(error, "errors", [error])
+        kinds = {e.kind for e in errors}
+        # The dvg-build alternatives in the message become convert's own flags.
+        text = str(error).replace(f"; or {OFFLINE_PRESET}", "")
+        text = text.replace(WEIGHTS_FREE["depth"], DEPTH_FLAG)
+        if "depth" in kinds:
+            text += f"\nWithout a depth model: {DEPTH_FLAG}."
+        if "inpaint" in kinds:
+            text += "\nWithout inpainting weights: --inpaint telea (the default)."
+        return text
+    if isinstance(error, MissingSidecarError):
+        return convert_hint_text(str(error), input)
+    return str(error)
+
+
+DEPTH_FLAG = (
+    "--depth PATH (your own depth: a folder of sidecars or one file; make them with "
+    "`dvg depth --videos VIDEO --out DIR`)"
+)
+
+
+def convert_hint_text(message: str, input: Path) -> str:
+    if "no depth sidecar" not in message:
+        return message
+    return (
+        f"{message}. Make them with `dvg depth --videos {input} --out DIR` and pass "
+        "`--depth DIR`, give one file with `--depth FILE`, or leave out --depth to run a depth "
+        "model (`--depth-model ID|PATH`)"
     )

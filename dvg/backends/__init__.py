@@ -24,7 +24,7 @@ from dvg.backends.inpaint import (
     StableDiffusionInpaint,
     TeleaInpaint,
 )
-from dvg.backends.preflight import check_weights
+from dvg.backends.preflight import PreflightError, check_weights, preflight_weights
 from dvg.backends.registry import Backend, BackendSpec, Registry
 from dvg.backends.sidecar import MissingSidecarError, SidecarDepth, SidecarError, sidecar_name
 from dvg.backends.weights import MissingWeightsError
@@ -46,6 +46,7 @@ __all__ = [
     "MarigoldDepth",
     "MissingSidecarError",
     "MissingWeightsError",
+    "PreflightError",
     "RAFTFlow",
     "Registry",
     "SidecarDepth",
@@ -53,5 +54,6 @@ __all__ = [
     "StableDiffusionInpaint",
     "TeleaInpaint",
     "check_weights",
+    "preflight_weights",
     "sidecar_name",
 ]

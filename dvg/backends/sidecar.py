@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from dvg.backends import depth_formats
 from dvg.backends.depth import (
     DEPTH_BACKENDS,
     DepthBackend,
@@ -52,7 +53,15 @@ SIDECAR_FORMATS = (
     (".invdepth.npy", "inverse"),
     (".disparity.npy", "inverse"),
     (".depth", "png"),
+    # Relative inverse depth, any size of the video's aspect (dvg.backends.depth_formats).
+    (".invdepth", "invdepth-png"),  # what `dvg depth` writes
+    (".invdepth.npz", "inverse"),
+    (".disparity.npz", "inverse"),
+    ("/" + depth_formats.IW3_CONFIG, "iw3"),  # an iw3 export of the video (a folder)
 )
+FOLDER_SUFFIXES = (".depth", ".invdepth")
+# Kinds read by dvg.backends.depth_formats: relative inverse depth at the native size.
+RELATIVE_KINDS = ("inverse", "invdepth-png", "iw3")
 CAMERA_SUFFIX = ".camera.json"
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 _HASHED_HEAD = 128  # bytes of the video's name kept in a hashed sidecar name
@@ -114,7 +123,7 @@ def find_sidecar(video_path: str | Path, directory: Path | None, suffixes: Seque
     for level, base in enumerate(_sidecar_bases(video)):
         for index, suffix in enumerate(suffixes):
             path = directory / sidecar_name(base, suffix)
-            if _exists(path, folder=suffix == ".depth") or _exists(path, folder=False):
+            if _exists(path, folder=suffix in FOLDER_SUFFIXES) or _exists(path, folder=False):
                 siblings = _same_stem_videos(video) if level > 0 else []
                 if siblings:
                     raise SidecarError(
@@ -165,6 +174,7 @@ class SidecarDepth(DepthBackend):
         self.directory = Path(directory) if directory else None
         self.png_scale = float(spec.option("png_scale", 0.001))  # metres per PNG unit (mm)
         self._cached: tuple[Path, np.ndarray] | None = None  # the current video's npz array
+        self._iw3: tuple[depth_formats.Iw3Export, float | None] | None = None
 
     def locate(self, video_path: str | Path) -> tuple[Path, str]:
         """The sidecar of ``video_path`` and its content kind ("z", "inverse", "png"), by the
@@ -180,7 +190,7 @@ class SidecarDepth(DepthBackend):
         if found is not None:
             return found[0], SIDECAR_FORMATS[found[1]][1]
         names = [
-            sidecar_name(base, suffix) + ("/000000.png..." if suffix == ".depth" else "")
+            sidecar_name(base, suffix) + ("/000000.png..." if suffix in FOLDER_SUFFIXES else "")
             for base in _sidecar_bases(video)
             for suffix in suffixes
         ]
@@ -198,14 +208,18 @@ class SidecarDepth(DepthBackend):
             SidecarError: one exists but is unusable; the message names the file.
         """
         path, kind = self.locate(video_path)
-        if kind != "png":
+        if kind == "iw3":
+            with _format_errors():
+                depth_formats.Iw3Export(path)
+        elif kind not in ("png", "invdepth-png"):
             if path.suffix == ".npz":
                 with _reading(path), np.load(path, allow_pickle=False) as archive:
-                    if "depth" not in archive.files:
+                    name = "depth" if kind == "z" else _inverse_member(archive.files)
+                    if name not in archive.files:
                         raise SidecarError(
-                            f"{path} has no array named 'depth' (keys: {', '.join(archive.files)})"
+                            f"{path} has no array named {name!r} (keys: {', '.join(archive.files)})"
                         )
-                    with archive.zip.open("depth.npy") as member:
+                    with archive.zip.open(f"{name}.npy") as member:
                         header = _npy_header(member)
             else:
                 with _reading(path), open(path, "rb") as handle:
@@ -234,8 +248,12 @@ class SidecarDepth(DepthBackend):
                 f"size is {out_w} x {out_h}"
             )
         path, kind = self.locate(context.video_path)
-        raw = self._read(path, kind, indices, context.transform.source_size)
-        inv = _inverse_depth(raw, kind, self.png_scale)
+        if kind in RELATIVE_KINDS:
+            with _format_errors():
+                inv = self._read_relative(path, kind, indices, context)
+        else:
+            raw = self._read(path, kind, indices, context.transform.source_size)
+            inv = _inverse_depth(raw, kind, self.png_scale)
         transform = context.transform
         size = transform.source_size
         if transform.crop == (0, 0, *size) and transform.resized_size == size == (out_w, out_h):
@@ -250,7 +268,30 @@ class SidecarDepth(DepthBackend):
                 )
             np.maximum(resized, 0, out=resized)
         focal = self._focal(context)
-        return DepthPrediction(inverse_depth=resized, metric=kind != "inverse", focal_px=focal)
+        return DepthPrediction(
+            inverse_depth=resized, metric=kind not in RELATIVE_KINDS, focal_px=focal
+        )
+
+    def _read_relative(
+        self, path: Path, kind: str, indices: np.ndarray, context: DepthContext
+    ) -> np.ndarray:
+        """(F, H0, W0) relative inverse depth on the native grid, 0 where not finite and > 0."""
+        size = context.transform.source_size
+        if kind == "invdepth-png":
+            raw = depth_formats.read_inverse_depth_folder(path, indices, size)
+        elif kind == "iw3":
+            if self._iw3 is None or self._iw3[0].path != path:
+                self._iw3 = (depth_formats.Iw3Export(path), _native_fps(context.video_path))
+            export, fps = self._iw3
+            raw = export.read(indices, size, fps)
+        elif path.suffix == ".npz":  # compressed: read whole once per video
+            if self._cached is None or self._cached[0] != path:
+                self._cached = (path, depth_formats.load_inverse_array(path))
+            raw = depth_formats.read_inverse_array(path, self._cached[1], indices, size)
+        else:  # memory-mapped per call: pages read are released with the map (bounded RSS)
+            array = depth_formats.load_inverse_array(path)
+            raw = depth_formats.read_inverse_array(path, array, indices, size)
+        return _inverse_depth(raw, "inverse", self.png_scale)
 
     def _read(
         self, path: Path, kind: str, indices: np.ndarray, source_size: tuple[int, int]
@@ -329,6 +370,35 @@ class SidecarDepth(DepthBackend):
         # K is given for (width, height); bring it to the native decoded size first.
         K = np.diag([w0 / width, h0 / height, 1.0]) @ K
         return float(np.asarray(context.transform.scale_intrinsics(K))[0, 0])
+
+
+def _inverse_member(names: Sequence[str]) -> str:
+    """The array of an inverse-depth ``.npz``: ``invdepth``, or its only array."""
+    return "invdepth" if "invdepth" in names or len(names) != 1 else names[0]
+
+
+@contextmanager
+def _format_errors() -> Iterator[None]:
+    """depth_formats' ValueErrors (they name the file) as SidecarError, the ledger's
+    ``bad_sidecar``."""
+    try:
+        yield
+    except SidecarError:
+        raise
+    except ValueError as err:
+        raise SidecarError(str(err)) from None
+
+
+def _native_fps(video_path: str | Path) -> float | None:
+    """The frame rate the container states for ``video_path`` (None when unknown)."""
+    from dvg.video import VideoConfig, probe_video
+
+    try:
+        config = VideoConfig(short_side=None, max_side=None, min_side=1, max_pixels=1 << 30)
+        info = probe_video(video_path, config)
+    except Exception:  # the decode stage reports unusable videos itself
+        return None
+    return info.fps or None
 
 
 @contextmanager

@@ -74,10 +74,20 @@ class MissingWeightsError(RuntimeError):
         super().__init__("\n".join(lines))
 
 
-def hub_offline() -> bool:
+# Whether the hub answered the preflight's request in this process (None: not asked yet).
+HUB_STATE: dict[str, bool | None] = {"reachable": None}
+
+
+def offline_by_environment() -> bool:
     """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value now."""
     value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
     return value.strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> bool:
+    """True when the environment says offline or the preflight found the hub unreachable (so
+    loaders do not retry the network once per model)."""
+    return offline_by_environment() or HUB_STATE["reachable"] is False
 
 
 def hub_cache_dir() -> Path:
@@ -126,6 +136,12 @@ def _hub_load_errors() -> tuple[type[BaseException], ...]:
     except ImportError:  # huggingface_hub < 0.23
         from huggingface_hub.utils import HFValidationError
     errors.append(HFValidationError)
+    try:  # a truncated or corrupt weights file
+        from safetensors import SafetensorError
+
+        errors.append(SafetensorError)
+    except ImportError:
+        pass
     return tuple(errors)
 
 
@@ -172,10 +188,12 @@ def load_pretrained(
         if local is not None:
             problem = f"could not be loaded ({type(err).__name__}: {_first_line(err)})"
         elif hub_offline():
-            problem = (
-                f"is not in the local Hugging Face cache ({hub_cache_dir()}) and "
-                "HF_HUB_OFFLINE=1 forbids downloading it"
+            why = (
+                "the hub cannot be reached from here (no network?)"
+                if HUB_STATE["reachable"] is False
+                else "HF_HUB_OFFLINE=1 forbids downloading it"
             )
+            problem = f"is not in the local Hugging Face cache ({hub_cache_dir()}) and {why}"
         else:
             problem = f"could not be downloaded ({type(err).__name__}: {_first_line(err)})"
         raise MissingWeightsError(kind, backend, model, problem, hub_id=hub_id) from err

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dvg import __version__
-from dvg.backends import check_weights
+from dvg.backends import preflight_weights
 from dvg.engine.config import BuildConfig
 from dvg.engine.lock import OutputLock
 from dvg.engine.output import (
@@ -58,11 +58,64 @@ class BuildSummary:
         """False when there was work and nothing at all came out of it."""
         return self.samples > 0 or self.groups_total == 0
 
+    @property
+    def earlier_failures(self) -> bool:
+        """True when groups committed by earlier runs recorded failed or partial videos that
+        this run skipped (``--retry-failed`` redoes them)."""
+        return self.groups_skipped > 0 and (self.videos_failed + self.videos_partial) > 0
+
+    def rerun_hint(self) -> str | None:
+        """What to do when this run wrote nothing new because earlier runs' failures were
+        kept, or when videos lacked depth sidecars; None otherwise."""
+        if self.failures_by_reason.get("missing_sidecar") and not self.samples:
+            return (
+                "no video had depth sidecars: make them with a depth model, `dvg depth --videos "
+                "VIDEOS --out DEPTH` (once, resumable), then pass --depth-dir DEPTH (into this "
+                "same --out: a folder without any sample is rebuilt)"
+            )
+        if self.groups_written or not self.earlier_failures:
+            return None
+        failed = self.videos_failed + self.videos_partial
+        return (
+            f"every group was already committed by an earlier run, with {failed} failed or "
+            "partial videos (reasons: `dvg inspect " + str(self.out_dir) + "`); fix their cause "
+            "and rerun with --retry-failed to process them again"
+        )
+
+
+def _remove_new_folder(out_dir: Path) -> None:
+    """Remove a folder this run created and committed nothing to: its configuration record,
+    the lock file (released by now) and the folder itself when nothing else is in it."""
+    from dvg.engine.lock import LOCK_FILE
+
+    for name in (CONFIG_FILE, LOCK_FILE, "manifest.json"):
+        (out_dir / name).unlink(missing_ok=True)
+    try:
+        out_dir.rmdir()
+    except OSError:  # something else is in it: leave it
+        pass
+
+
+def _holds_only_failures(out_dir: Path, config: BuildConfig) -> bool:
+    """True when ``out_dir`` was built with another configuration and none of its committed
+    groups holds a sample (e.g. every video lacked its depth sidecar): nothing to protect."""
+    path = out_dir / CONFIG_FILE
+    if not path.exists():
+        return False
+    try:
+        if json.loads(path.read_text()).get("config_hash") == config.data_hash():
+            return False
+        markers = [json.loads(m.read_text()) for m in out_dir.glob(f"*{STATS_SUFFIX}")]
+    except (OSError, ValueError):
+        return False
+    return bool(markers) and all(m.get("samples", 0) == 0 for m in markers)
+
 
 def _check_output(out_dir: Path, config: BuildConfig, overwrite: bool) -> None:
-    """Refuse to mix configurations in one output folder (unless overwriting)."""
+    """Refuse to mix configurations in one output folder (unless overwriting). A configuration
+    record without any committed group holds nothing to protect: it is replaced."""
     path = out_dir / CONFIG_FILE
-    if overwrite or not path.exists():
+    if overwrite or not path.exists() or not any(out_dir.glob(f"*{STATS_SUFFIX}")):
         return
     previous = json.loads(path.read_text())
     if previous.get("config_hash") != config.data_hash():
@@ -145,20 +198,28 @@ def build(
     videos = discover_inputs([str(s) for s in sources])
     if not videos:
         raise ValueError(f"no input videos found in {', '.join(map(str, sources))}")
-    for kind in ("depth", "inpaint", "flow"):
-        check_weights(kind, getattr(config, kind))
+    preflight_weights({kind: getattr(config, kind) for kind in ("depth", "inpaint", "flow")})
 
+    created = not out_dir.exists()
+    recorded = (out_dir / CONFIG_FILE).exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Everything below deletes or rewrites files of the folder: only one writer at a time.
-    with OutputLock(out_dir):
-        _check_output(out_dir, config, overwrite)
-        clean_partial(out_dir)
-        if overwrite:
-            _remove_outputs(out_dir)
-        groups = plan_groups(videos, config.output.videos_per_group)
-        pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
-        written = _run(config, out_dir, pending, show_progress)
-        manifest = rebuild_manifest(out_dir, _manifest_extra(config))
+    try:
+        # Everything below deletes or rewrites files of the folder: only one writer at a time.
+        with OutputLock(out_dir):
+            if not overwrite and _holds_only_failures(out_dir, config):
+                overwrite = True  # a corrected command after a run that produced nothing
+            _check_output(out_dir, config, overwrite)
+            clean_partial(out_dir)
+            if overwrite:
+                _remove_outputs(out_dir)
+            groups = plan_groups(videos, config.output.videos_per_group)
+            pending, _ = plan_work(groups, out_dir, config, retry_failed=retry_failed)
+            written = _run(config, out_dir, pending, show_progress, recorded)
+            manifest = rebuild_manifest(out_dir, _manifest_extra(config))
+    except BaseException:
+        if created and not any(out_dir.glob(f"*{STATS_SUFFIX}")):
+            _remove_new_folder(out_dir)  # e.g. a model that failed to load: leave no trace
+        raise
     return summarise(out_dir, manifest, groups, written, time.monotonic() - start)
 
 
@@ -167,9 +228,15 @@ def _manifest_extra(config: BuildConfig) -> dict[str, Any]:
 
 
 def _run(
-    config: BuildConfig, out_dir: Path, pending: list[Group], show_progress: bool
+    config: BuildConfig,
+    out_dir: Path,
+    pending: list[Group],
+    show_progress: bool,
+    recorded: bool = True,
 ) -> list[dict[str, Any]]:
-    """Record the configuration, run the executor over ``pending``; the groups' done markers."""
+    """Record the configuration, run the executor over ``pending``; the groups' done markers.
+    A run that fails before its first group removes the configuration record it wrote (unless
+    ``recorded``: an earlier run wrote one), so the corrected command is not refused."""
     record = {"config_hash": config.data_hash(), "code_version": __version__, **config.to_dict()}
     atomic_write(out_dir / CONFIG_FILE, lambda f: f.write(json.dumps(record, indent=1).encode()))
     progress = BuildProgress(sum(len(g.videos) for g in pending), enabled=show_progress)
@@ -188,6 +255,10 @@ def _run(
                 written.append(stats)
                 # A valid manifest after every group: a killed run is still readable.
                 rebuild_manifest(out_dir, _manifest_extra(config))
+    except BaseException:
+        if not written and not recorded:
+            (out_dir / CONFIG_FILE).unlink(missing_ok=True)
+        raise
     finally:
         progress.close()
     return written

@@ -144,6 +144,8 @@ class VideoInfo:
     notes: tuple[str, ...]
     pix_fmt: str | None = None
     stream_index: int = 0  # ffmpeg's index of the stream decoded (``-map 0:<index>``)
+    sar: tuple[int, int] = (1, 1)  # sample (pixel) aspect ratio as the stream header states it
+    container_stereo: bool = False  # the container signals a stereo packing (st3d, StereoMode)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -348,8 +350,12 @@ def parse_probe_log(path: str, log: str, looks_like_mp4: bool = False) -> VideoI
     if pix_fmt and pix_fmt.startswith(("gray", "ya8", "ya16", "y400")):
         notes.append(f"grayscale pix_fmt {pix_fmt}")
     sar = _SAR.search(description)
-    if sar and sar.group(1) != sar.group(2) and sar.group(1) != "0":
+    pixel_aspect = (1, 1)
+    if sar and sar.group(1) != sar.group(2) and sar.group(1) != "0" and sar.group(2) != "0":
         notes.append(f"non-square pixels (SAR {sar.group(1)}:{sar.group(2)}), not corrected")
+        pixel_aspect = (int(sar.group(1)), int(sar.group(2)))
+        if rotation_cw in (90, 270):  # displayed rotated: the pixel's width is its height
+            pixel_aspect = pixel_aspect[::-1]
     if len(streams) > 1:
         notes.append(f"{len(streams)} video streams, using stream {index}")
     num_frames = round(duration * fps) if duration > 0 and fps > 0 else None
@@ -365,6 +371,8 @@ def parse_probe_log(path: str, log: str, looks_like_mp4: bool = False) -> VideoI
         notes=tuple(notes),
         pix_fmt=pix_fmt,
         stream_index=index,
+        sar=pixel_aspect,
+        container_stereo=any("Stereo 3D:" in line for line in below),
     )
 
 
@@ -429,6 +437,11 @@ class FfmpegPipe:
         self.output_size: tuple[int, int] | None = None  # as ffmpeg announced it
         self._log_rest = b""
         cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats"]
+        if info.container_stereo and info.codec == "h264":
+            # ffmpeg 9's CLI cannot decode H.264 whose stereo packing is signalled twice (an
+            # st3d / StereoMode in the container and frame-packing SEI in the stream: it stops
+            # with EEXIST); the SEI units only repeat what the container says, so drop them.
+            cmd += ["-bsf:v", "filter_units=remove_types=6"]
         cmd += ["-i", ffmpeg_input(info.path), "-map", f"0:{info.stream_index}"]
         if filters:
             cmd += ["-vf", ",".join(filters)]

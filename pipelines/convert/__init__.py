@@ -4,6 +4,7 @@
 docs/convert.md.
 """
 
+from pipelines.convert.batch import FolderResult, convert_folder
 from pipelines.convert.converter import ConvertConfig, ConvertResult, convert, iter_stereo_pairs
 from pipelines.convert.formats import (
     DUBOIS_LEFT,
@@ -39,6 +40,7 @@ __all__ = [
     "ConvertResult",
     "DepthFile",
     "EncodeError",
+    "FolderResult",
     "MethodConfig",
     "MissingModelError",
     "SpatialDreamer",
@@ -52,6 +54,7 @@ __all__ = [
     "anaglyph",
     "compose",
     "convert",
+    "convert_folder",
     "create_method",
     "frame_size",
     "has_audio",

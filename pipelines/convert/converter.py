@@ -9,13 +9,27 @@ from pathlib import Path
 
 import numpy as np
 
-from dvg.backends import BackendSpec
+from dvg.backends import BackendSpec, preflight_weights
 from dvg.engine.threads import check_threads, torch_threads
-from pipelines.convert.formats import check_layout, compose, frame_size, resolve_output
-from pipelines.convert.io import VideoWriter, finish_output, iter_frames, partial_path, probe
+from pipelines.convert.formats import (
+    STEREO_PACKING,
+    check_layout,
+    compose,
+    frame_size,
+    resolve_output,
+)
+from pipelines.convert.io import (
+    X264_PRESETS,
+    VideoWriter,
+    finish_output,
+    iter_frames,
+    partial_path,
+    probe,
+)
 from pipelines.convert.methods import (
     STEREO_METHODS,
     MethodConfig,
+    StereoMethod,
     StreamSource,
     check_model_dir,
     create_method,
@@ -24,6 +38,13 @@ from pipelines.convert.stream import Drain, Prefetch
 from pipelines.convert.warp import WarpConfig
 
 DEPTH_MODEL_BACKENDS = ("dpt", "depth-anything", "marigold")
+# --stereo-signal -> where the packing of SBS / TB frames is signalled.
+STEREO_SIGNAL_CHOICES: dict[str, tuple[str, ...]] = {
+    "container": ("container",),
+    "sei": ("sei",),
+    "both": ("sei", "container"),
+    "none": (),
+}
 
 
 @dataclass(frozen=True)
@@ -48,7 +69,16 @@ class ConvertConfig:
         steps, guidance, seed, deviation: sampling settings of ``spatialdreamer``.
         dtype, device: precision and device of the models ("auto" picks cuda + float16 when
             a GPU is there).
-        crf, preset: H.264 quality (lower crf = better) and x264 speed preset.
+        crf, encoder_preset: H.264 quality (lower crf = better) and x264 speed preset
+            (``ultrafast`` ... ``placebo``; checked before anything is decoded).
+        start, end: convert only this part of the input, in seconds (None: from the start /
+            to the end); the audio is cut alike.
+        max_fps: drop frames so the output has at most this frame rate (None: keep all).
+        stereo_signal: where packed layouts (SBS / TB) say so besides the file name:
+            ``container`` (the mp4 ``st3d`` box, Matroska StereoMode; the default),
+            ``sei`` (H.264 frame-packing SEI), ``both`` or ``none``. ``both`` is what the
+            specifications allow, but the ffmpeg 9 command line (the one imageio-ffmpeg
+            bundles, so imageio and moviepy too) cannot decode such files (docs/convert.md).
         window, overlap: frames per window and frames shared by neighbours (None: method
             defaults: 16 / 0 for warp-inpaint, the trained clip length / a quarter of it for
             spatialdreamer).
@@ -78,7 +108,11 @@ class ConvertConfig:
     dtype: str = "auto"
     device: str = "auto"
     crf: int = 18
-    preset: str = "medium"
+    encoder_preset: str = "medium"
+    start: float | None = None
+    end: float | None = None
+    max_fps: float | None = None
+    stereo_signal: str = "container"
     window: int | None = None
     overlap: int | None = None
     offload: bool = False
@@ -102,6 +136,22 @@ class ConvertConfig:
             )
         if not 0 <= self.crf <= 51:
             raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+        if self.encoder_preset not in X264_PRESETS:
+            raise ValueError(
+                f"encoder_preset is the x264 speed preset, one of {', '.join(X264_PRESETS)}; "
+                f"got {self.encoder_preset!r}"
+            )
+        if self.start is not None and not self.start >= 0:
+            raise ValueError(f"start must be >= 0 seconds, got {self.start}")
+        if self.end is not None and not self.end > (self.start or 0):
+            raise ValueError(f"end must be after start ({self.start or 0} s), got {self.end}")
+        if self.max_fps is not None and not self.max_fps > 0:
+            raise ValueError(f"max_fps must be > 0, got {self.max_fps}")
+        if self.stereo_signal not in STEREO_SIGNAL_CHOICES:
+            raise ValueError(
+                f"stereo_signal must be one of {', '.join(STEREO_SIGNAL_CHOICES)}, "
+                f"got {self.stereo_signal!r}"
+            )
         for name in ("window", "steps", "decode_chunk_size", "tile_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -130,6 +180,18 @@ class ConvertConfig:
             BackendSpec(backend, model=self.depth_model, device=self.device, dtype=self.dtype),
             None,
         )
+
+    def check_weights(self) -> None:
+        """Preflight of the depth and inpainting models this conversion loads: one error
+        naming every missing model, without any network retry offline (docs/backends.md)."""
+        specs = {}
+        depth, depth_file = self.depth_spec()
+        if depth_file is None:
+            specs["depth"] = depth
+        inpaint = {"warp-telea": "telea", "warp-sd": "sd"}.get(self.method, self.inpaint)
+        if self.method != "spatialdreamer":
+            specs["inpaint"] = BackendSpec(inpaint, model=self.inpaint_model)
+        preflight_weights(specs)
 
     def method_config(self) -> MethodConfig:
         """The :class:`MethodConfig` these settings describe."""
@@ -168,7 +230,8 @@ class ConvertConfig:
 
 
 def _is_png_folder(path: Path) -> bool:
-    return (path / "000000.png").is_file()
+    """A folder holding one video's depth (PNG frames or an iw3 export), not sidecars."""
+    return (path / "000000.png").is_file() or (path / "iw3_export.yml").is_file()
 
 
 @dataclass(frozen=True)
@@ -219,8 +282,13 @@ def convert(
 
 
 def _convert(
-    input: str | Path, output: str | Path, config: ConvertConfig, show_progress: bool
+    input: str | Path,
+    output: str | Path,
+    config: ConvertConfig,
+    show_progress: bool,
+    method: StereoMethod | None = None,
 ) -> ConvertResult:
+    """One video; ``method`` is a loaded method to reuse (a folder of videos), else built."""
     start = time.perf_counter()
     source_path = Path(input)
     info = probe(source_path)  # fails fast, before any model loads
@@ -230,22 +298,41 @@ def _convert(
     if out.resolve() == source_path.resolve():
         raise ValueError(f"the output {out} would overwrite the input")
     out.parent.mkdir(parents=True, exist_ok=True)
-    method = create_method(config.method, config.method_config())
+    if method is None:
+        config.check_weights()
+        method = create_method(config.method, config.method_config())
 
     size = frame_size(config.layout, info.width, info.height)
-    fps = info.fps if info.fps > 0 else 30.0
-    temporary = partial_path(out)
-    writer = VideoWriter(temporary, size, fps, crf=config.crf, preset=config.preset)
-    source = StreamSource(str(source_path), info.width, info.height)
+    native_fps = info.fps if info.fps > 0 else 30.0
+    fps = min(native_fps, config.max_fps or native_fps)
+    stereo = STEREO_PACKING.get(config.layout)
+    signals = STEREO_SIGNAL_CHOICES[config.stereo_signal] if stereo else ()
+    in_container = stereo if "container" in signals else None
+    temporary = partial_path(out, in_container)
+    writer = VideoWriter(
+        temporary,
+        size,
+        fps,
+        crf=config.crf,
+        preset=config.encoder_preset,
+        sar=info.sar,
+        stereo=stereo,
+        signals=signals,
+    )
+    source = StreamSource(str(source_path), info.width, info.height, native_indices=[])
+    expected = _expected_frames(info, config, fps)
     frames = 0
     # Decode, depth (one window ahead, inside process_pairs), warp + inpaint (this thread) and
     # compose + encode overlap; each queue holds at most a window of frames.
     queued = max(method.window, 1)
     encoder = Drain(lambda pair: writer.write(compose(config.layout, *pair)), queued, "encode")
     try:
+        selected = iter_frames(
+            info, config.start, config.end, config.max_fps, native=source.native_indices
+        )
         with (
-            Prefetch(iter_frames(info), queued, "decode") as decoded,
-            _progress(show_progress, info.num_frames, out.name) as advance,
+            Prefetch(selected, queued, "decode") as decoded,
+            _progress(show_progress, expected, out.name) as advance,
         ):
             for pair in method.process_pairs(decoded, source):
                 encoder.put(pair)
@@ -258,7 +345,14 @@ def _convert(
         encoder.stop()
         temporary.unlink(missing_ok=True)
         raise
-    audio = finish_output(temporary, source_path, out, config.keep_audio)
+    if frames == 0:
+        temporary.unlink(missing_ok=True)
+        raise ValueError(
+            f"{source_path}: no frame between --start {config.start or 0} s and --end "
+            f"{config.end} s (the video lasts {info.duration:.2f} s)"
+        )
+    trim = (config.start, config.end)
+    audio = finish_output(temporary, source_path, out, config.keep_audio, trim, in_container)
     seconds = time.perf_counter() - start
     return ConvertResult(
         path=out,
@@ -268,6 +362,14 @@ def _convert(
         video_fps=fps,
         audio=audio,
     )
+
+
+def _expected_frames(info, config: ConvertConfig, fps: float) -> int | None:
+    """About how many frames the output will have (for the progress bar), None if unknown."""
+    if not info.duration:
+        return info.num_frames
+    end = min(config.end or info.duration, info.duration)
+    return max(0, round((end - (config.start or 0)) * fps))
 
 
 class _progress:
@@ -326,5 +428,6 @@ def iter_stereo_pairs(
     """(left, right) (H, W, 3) uint8 pairs of ``input``, streamed, without writing a file."""
     info = probe(input)
     method = create_method(config.method, config.method_config())
-    source = StreamSource(str(input), info.width, info.height)
-    yield from method.process_pairs(iter_frames(info), source)
+    source = StreamSource(str(input), info.width, info.height, native_indices=[])
+    frames = iter_frames(info, config.start, config.end, config.max_fps, source.native_indices)
+    yield from method.process_pairs(frames, source)

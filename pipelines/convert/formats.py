@@ -32,6 +32,13 @@ LAYOUT_SUFFIXES: dict[str, str] = {
     "right": "_R",
 }
 LAYOUTS: tuple[str, ...] = tuple(LAYOUT_SUFFIXES)
+# Layouts whose frames pack both eyes, and how (signalled in the stream and the container).
+STEREO_PACKING: dict[str, str] = {
+    "full-sbs": "sbs",
+    "half-sbs": "sbs",
+    "full-tb": "tb",
+    "half-tb": "tb",
+}
 
 # Dubois least-squares red-cyan matrices (E. Dubois, "A projection method to generate anaglyph
 # stereo images", ICASSP 2001; the values published on his site and used by iw3, Bino, etc.).

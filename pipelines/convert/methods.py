@@ -76,11 +76,17 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class StreamSource:
-    """The video a stream of frames comes from (depth sidecars are found next to ``path``)."""
+    """The video a stream of frames comes from (depth sidecars are found next to ``path``).
+
+    ``native_indices``, when given, is filled by the decoder with the native frame index of
+    each frame of the stream (they differ when frames are trimmed or dropped): depth files are
+    indexed by native frame.
+    """
 
     path: str
     width: int
     height: int
+    native_indices: list[int] | None = None
 
 
 class StereoMethod(ABC):
@@ -398,9 +404,12 @@ def _depth_context(
     if source is None:
         h, w = frames.shape[1:3]
         source = StreamSource("<memory>", w, h)
+    indices = np.arange(span.start, span.stop)
+    if source.native_indices:
+        indices = np.asarray(source.native_indices[span.start : span.stop], dtype=np.int64)
     context = DepthContext(
         video_path=source.path,
-        source_indices=np.arange(span.start, span.stop),
+        source_indices=indices,
         transform=identity_transform(source.width, source.height),
     )
     return source, context

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from dvg.backends import DEPTH_BACKENDS, BackendSpec, DepthBackend, DepthContext, SidecarDepth
+from dvg.backends.depth_formats import IW3_CONFIG, is_inverse_depth_folder
 from dvg.geometry import DEFAULT_ALPHA, forward_render, relative_inverse_depth_to_disparity
 from dvg.video import FrameTransform, SceneCutDetector
 
@@ -108,9 +109,11 @@ class DepthFile(SidecarDepth):
     """User-supplied depth for one video from an explicit path (``--depth FILE``).
 
     The name says what it holds, as for sidecars (docs/backends.md): ``*.invdepth.npy`` /
-    ``*.disparity.npy`` are relative inverse depth; other ``.npy`` / ``.npz`` (array ``depth``)
-    files are z-depth; a folder holds 16-bit PNG z-depth ``000000.png`` ... in millimetres.
-    Arrays are (N, H, W), one map per frame of the video, at the video's size.
+    ``*.disparity.npy`` / ``*.npz`` (one array, or ``invdepth``) are relative inverse depth, as
+    are a folder written by ``dvg depth`` and an iw3 export (its folder or its
+    ``iw3_export.yml``); other ``.npy`` / ``.npz`` (array ``depth``) files are z-depth; any other
+    folder holds 16-bit PNG z-depth ``000000.png`` ... in millimetres. Arrays are (N, H, W), one
+    map per frame of the video.
     """
 
     def __init__(self, path: str | Path, png_scale: float = 0.001) -> None:
@@ -119,16 +122,30 @@ class DepthFile(SidecarDepth):
         self.model_id = str(self.path)
         if not self.path.exists():
             raise FileNotFoundError(f"depth file {self.path} does not exist")
-        if self.path.is_file() and self.path.suffix not in (".npy", ".npz"):
+        if self.path.is_file() and self.path.suffix not in (".npy", ".npz", ".yml"):
             raise ValueError(
-                f"depth file {self.path} must be .npy, .npz or a folder of 16-bit PNGs"
+                f"depth file {self.path} must be .npy, .npz, an iw3_export.yml or a folder of "
+                "16-bit PNGs"
             )
 
     def locate(self, video_path: str | Path) -> tuple[Path, str]:
-        if self.path.is_dir():
-            return self.path, "png"
-        inverse = self.path.name.endswith((".invdepth.npy", ".disparity.npy"))
-        return self.path, "inverse" if inverse else "z"
+        return depth_file_kind(self.path)
+
+
+def depth_file_kind(path: Path) -> tuple[Path, str]:
+    """(file, sidecar kind) of an explicit depth file or folder (see :class:`DepthFile`)."""
+    if path.is_dir():
+        if (path / IW3_CONFIG).is_file():
+            return path / IW3_CONFIG, "iw3"
+        return path, "invdepth-png" if is_inverse_depth_folder(path) else "png"
+    if path.name == IW3_CONFIG:
+        return path, "iw3"
+    inverse = path.name.endswith((".invdepth.npy", ".disparity.npy", ".invdepth.npz"))
+    inverse = inverse or path.name.endswith(".disparity.npz")
+    if path.suffix == ".npz" and not inverse:
+        with np.load(path, allow_pickle=False) as archive:
+            inverse = "depth" not in archive.files
+    return path, "inverse" if inverse else "z"
 
 
 def depth_source(config: WarpConfig) -> DepthBackend:
@@ -203,7 +220,7 @@ class WarpStage:
     def __call__(
         self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
     ) -> WarpResult:
-        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) consecutive
+        """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) increasing
         native indices, never going back beyond frames already seen; ``inverse_depth``: the
         window's :meth:`depth_of` when already computed -> :class:`WarpResult`."""
         _check_frames(frames)
@@ -250,9 +267,10 @@ class WarpStage:
             if index in self._bounds:
                 out[i] = self._bounds[index]
                 continue
-            if index != self._next_index:
+            if index < self._next_index:  # gaps are fine (trimmed or dropped frames)
                 raise ValueError(
-                    f"frames must arrive in order: expected frame {self._next_index}, got {index}"
+                    f"frames must arrive in order: expected frame {self._next_index} or later, "
+                    f"got {index}"
                 )
             cut = self._detector.update(np.ascontiguousarray(frames[i]))
             if self._state is None or cut:

@@ -14,6 +14,7 @@ from dvg.backends import (
     BackendSpec,
     MissingWeightsError,
     check_weights,
+    weights,
 )
 from dvg.backends.weights import hub_cache_dir, looks_like_path
 
@@ -114,6 +115,7 @@ def test_online_uncached_hub_id_passes_preflight(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setitem(weights.HUB_STATE, "reachable", True)  # as if the hub answered
     check_weights("depth", BackendSpec("depth-anything"))  # the download happens at load time
 
 

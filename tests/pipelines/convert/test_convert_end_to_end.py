@@ -151,8 +151,8 @@ def test_convert_pulls_frames_lazily(videos, tmp_path, monkeypatch):
     decoded_count, lead = [0], []
     real_iter, real_compose = module.iter_frames, module.compose
 
-    def counting(info):
-        for frame in real_iter(info):
+    def counting(info, *args, **kwargs):
+        for frame in real_iter(info, *args, **kwargs):
             decoded_count[0] += 1
             yield frame
 
@@ -191,7 +191,7 @@ PEAK_RSS = textwrap.dedent(
     from pipelines.convert import ConvertConfig, convert
     video, out = sys.argv[1], sys.argv[2]
     # Small windows: the pipeline holds a few windows of frames, full well within 24 frames.
-    convert(video, out, ConvertConfig(depth=sys.argv[3], window=2, preset="ultrafast"))
+    convert(video, out, ConvertConfig(depth=sys.argv[3], window=2, encoder_preset="ultrafast"))
     # VmHWM, not ru_maxrss: Linux carries the forking parent's RSS over exec into ru_maxrss.
     print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
     """
