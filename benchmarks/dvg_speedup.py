@@ -37,7 +37,7 @@ from benchmarks._runs import (
     run_python,
     temporary_folder,
 )
-from dvg.synthetic import render_scene, write_clip
+from benchmarks.dvg import make_inputs, paper_models
 
 STAGES = ("decode", "depth", "geometry", "inpaint", "flow", "encode", "write")
 
@@ -72,28 +72,6 @@ class Variant:
     @property
     def name(self) -> str:
         return f"{self.code}, {self.threads} thread(s), load {self.load}"
-
-
-def make_inputs(folder: Path, width: int, height: int, frames: int, videos: int) -> None:
-    """Rendered example-scene videos with sidecar depth (the offline preset needs it)."""
-    for i in range(videos):
-        render = render_scene("example", seed=i, height=height, width=width, num_frames=frames)
-        write_clip(render, folder, f"example_{i}")
-
-
-def paper_models(folder: Path) -> dict[str, dict]:
-    """Full-size random-weight DPT-hybrid, SD-2-inpainting and RAFT-large in their real formats."""
-    from dvg.backends.random_weights import (
-        save_random_dpt,
-        save_random_raft,
-        save_random_sd_inpaint,
-    )
-
-    return {
-        "depth": {"model": str(save_random_dpt(folder / "dpt", tiny=False))},
-        "inpaint": {"model": str(save_random_sd_inpaint(folder / "sd", tiny=False))},
-        "flow": {"model": str(save_random_raft(folder / "raft-things.pth", variant="large"))},
-    }
 
 
 def run(
