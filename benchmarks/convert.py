@@ -280,12 +280,18 @@ def run(
     threads: tuple[int, ...] = (1,),
     loads: tuple[int, ...] = (0,),
     rounds: int = 3,
+    speed_lengths: tuple[int, ...] = (),
 ) -> dict:
     results: dict = {"speed": {}, "memory": [], "identical": None, "rounds": rounds}
     with temporary_folder() as tmp:
         tmp = Path(tmp)
         base = {"layout": layout, "encoder_preset": preset}
-        video = make_clip(tmp / "speed", width, height, frames, frames)
+        # Speed clips: the rendered clip, and longer ones looping it. On a short clip x264's
+        # lookahead (40 frames at `medium`) holds every frame until the input ends, so the
+        # whole encode comes after the converter's work; long clips show the steady state.
+        clips = {n: make_clip(tmp / f"speed{n}", width, height, frames, n)
+                 for n in (speed_lengths or (frames,))}  # fmt: skip
+        video = clips[min(clips)]
         sidecar = {**base, "depth": str(video.parent)}
         trees = {"this checkout": ROOT}
         if baseline is not None:
@@ -294,23 +300,25 @@ def run(
         variants = [("ffmpeg", "ffmpeg", 0, load) for load in loads]
         variants += [("this checkout", "this checkout", t, load) for t in threads for load in loads]
         variants += [(code, code, threads[0], loads[0]) for code in list(trees)[1:]]
-        named = {f"{name}, {t} thread(s), load {load}": (code, t, load)
-                 for name, code, t, load in variants}  # fmt: skip
+        named = {f"{name}, {t} thread(s), load {load}, {n} frames": (code, t, load, n)
+                 for n in clips for name, code, t, load in variants}  # fmt: skip
 
         def measure_variant(name: str) -> dict:
-            code, t, load = named[name]
+            code, t, load, n = named[name]
+            clip = clips[n]
             with background_load(load):
                 if code == "ffmpeg":
-                    return {"seconds": ffmpeg_floor(video, tmp / "floor.mp4", layout, 18, preset)}
-                args = [str(video), str(tmp / "out"), json.dumps(sidecar)]
+                    return {"seconds": ffmpeg_floor(clip, tmp / "floor.mp4", layout, 18, preset)}
+                settings = {**base, "depth": str(clip.parent)}
+                args = [str(clip), str(tmp / "out"), json.dumps(settings)]
                 return run_python(MEASURE, args, tree=trees[code], threads=t, what=code)
 
         runs = interleaved(list(named), rounds, measure_variant)
         for name, reports in runs.items():
-            code, t, load = named[name]
+            code, t, load, n = named[name]
             seconds = statistics.median(r["seconds"] for r in reports)
             peak = max((r.get("peak_rss", 0) for r in reports), default=0)
-            results["speed"][name] = {"code": code, "threads": t, "load": load,
+            results["speed"][name] = {"code": code, "threads": t, "load": load, "frames": n,
                                       "seconds": seconds, "peak_rss": peak}  # fmt: skip
         if baseline is not None:
             hashes = {
@@ -344,12 +352,15 @@ def run(
 def report(width: int, height: int, layout: str, preset: str, results: dict) -> str:
     mb = 2**20
     speed = results["speed"]
-    floors = {r["load"]: r["seconds"] for r in speed.values() if r["code"] == "ffmpeg"}
+    floors = {(r["load"], r.get("frames")): r["seconds"]
+              for r in speed.values() if r["code"] == "ffmpeg"}  # fmt: skip
     frames = results["frames"]
+    lengths = sorted({r.get("frames", frames) for r in speed.values()})
     lines = [
         header(),
         f"`warp-inpaint` (softmax forward splat + OpenCV Telea, sidecar depth), {width}x{height} "
-        f"input, {frames} frames, `{layout}` output, H.264 crf 18 preset `{preset}`; wall time "
+        f"input, {' and '.join(map(str, lengths))} frames (a {frames}-frame rendered clip, "
+        f"looped), `{layout}` output, H.264 crf 18 preset `{preset}`; wall time "
         "of `convert` in a fresh process, muxing included. The ffmpeg floor decodes the same "
         "clip, stacks each frame beside itself and encodes it with the same x264 settings. "
         f"Median of {results['rounds']} interleaved rounds; `load` is the number of busy "
@@ -358,17 +369,19 @@ def report(width: int, height: int, layout: str, preset: str, results: dict) -> 
         "Peak RSS is the converting Python process (`VmHWM`); ffmpeg's decoder and encoder run "
         "as separate processes and are not included.",
         "",
-        "| code | torch threads | load | seconds | frames/s | vs ffmpeg floor | peak RSS |",
-        "|---|---|---|---|---|---|---|",
+        "| frames | code | torch threads | load | seconds | frames/s | vs ffmpeg floor "
+        "| peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for r in speed.values():
-        floor = floors.get(r["load"])
+    for r in sorted(speed.values(), key=lambda r: r.get("frames", frames)):
+        n = r.get("frames", frames)
+        floor = floors.get((r["load"], r.get("frames")))
         ratio = f"{r['seconds'] / floor:.2f}x" if floor else "n/a"
         rss = f"{r['peak_rss'] / mb:.0f} MiB" if r["peak_rss"] else "n/a"
         threads = r["threads"] if r["code"] != "ffmpeg" else "-"
         lines.append(
-            f"| {'ffmpeg alone' if r['code'] == 'ffmpeg' else r['code']} | {threads} | "
-            f"{r['load']} | {r['seconds']:.1f} | {frames / r['seconds']:.2f} | {ratio} | {rss} |"
+            f"| {n} | {'ffmpeg alone' if r['code'] == 'ffmpeg' else r['code']} | {threads} | "
+            f"{r['load']} | {r['seconds']:.1f} | {n / r['seconds']:.2f} | {ratio} | {rss} |"
         )
     if results["identical"] is not None:
         verdict = "identical" if results["identical"] else "DIFFERENT"
@@ -395,10 +408,10 @@ def report(width: int, height: int, layout: str, preset: str, results: dict) -> 
         lines += [
             "",
             "Frames are streamed: decode, depth, warp + inpaint and encode overlap in threads "
-            "joined by queues of at most a window (16 frames) each, so the peak does not follow "
-            "the decoded size of the video. With glibc's default settings the peak creeps up "
-            "with the run length because freed heap blocks are kept and fragment; the next "
-            "column runs the same conversion with `MALLOC_MMAP_THRESHOLD_=65536`, where freed "
+            "joined by queues of at most a window (4 frames with Telea) each, so the peak does "
+            "not follow the decoded size of the video. With glibc's default settings the peak "
+            "creeps up with the run length because freed heap blocks are kept and fragment; the "
+            "next column runs the same conversion with `MALLOC_MMAP_THRESHOLD_=65536`, where freed "
             "blocks go back to the system at once and RSS follows live memory.",
         ]
     return "\n".join(lines)
@@ -411,6 +424,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--frames", type=int, help="frames of the speed clip (default 24; 16 with --spatialdreamer)"
     )
     parser.add_argument("--lengths", default="24,72,216", help="video lengths for memory")
+    parser.add_argument(
+        "--speed-lengths", default="", help="speed clip lengths, e.g. 24,120 (default --frames)"
+    )
     parser.add_argument("--layout", default="full-sbs")
     parser.add_argument(
         "--encoder-preset", dest="preset", default="medium", help="x264 speed preset"
@@ -474,6 +490,7 @@ def main(argv: list[str] | None = None) -> None:
         threads=tuple(int(v) for v in args.threads.split(",")),
         loads=tuple(int(v) for v in args.load.split(",")),
         rounds=args.rounds,
+        speed_lengths=tuple(int(v) for v in args.speed_lengths.split(",") if v),
     )
     body = report(width, height, args.layout, args.preset, results)
     print(body)

@@ -8,7 +8,7 @@ bit-identical. Registered names: ``sd`` (diffusers Stable Diffusion inpainting) 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -21,6 +21,10 @@ from dvg.backends.weights import diffusers_dtype, load_pretrained
 
 class InpaintBackend(Backend, ABC):
     """Fills holes in RGB frames; loads its model once in ``__init__``."""
+
+    frame_independent: ClassVar[bool] = False
+    """Each frame is filled on its own, so a window may be filled in pieces with the same
+    result (a converter fills each piece while rendering the next)."""
 
     def __init__(self, spec: BackendSpec) -> None:
         self.spec = spec
@@ -71,6 +75,7 @@ class TeleaInpaint(InpaintBackend):
     """OpenCV fast-marching inpainting (Telea 2004), per frame; option ``radius`` (px, 3)."""
 
     needs_weights = False
+    frame_independent = True
 
     def __init__(self, spec: BackendSpec) -> None:
         super().__init__(spec)
@@ -81,12 +86,14 @@ class TeleaInpaint(InpaintBackend):
 
     def inpaint(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
         check_inpaint_inputs(images, holes)
-        filled = images.copy()
+        out = images.copy()
         for i in range(images.shape[0]):
             if holes[i].any():
                 mask = holes[i].astype(np.uint8) * 255
-                filled[i] = cv2.inpaint(images[i], mask, self.radius, cv2.INPAINT_TELEA)
-        return composite(images, filled, holes)
+                filled = cv2.inpaint(images[i], mask, self.radius, cv2.INPAINT_TELEA)
+                # composite() per frame, in place: only hole pixels are written.
+                np.copyto(out[i], filled, where=holes[i][..., None])
+        return out
 
 
 @INPAINT_BACKENDS.register("sd")

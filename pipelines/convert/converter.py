@@ -80,8 +80,8 @@ class ConvertConfig:
             specifications allow, but the ffmpeg 9 command line (the one imageio-ffmpeg
             bundles, so imageio and moviepy too) cannot decode such files (docs/convert.md).
         window, overlap: frames per window and frames shared by neighbours (None: method
-            defaults: 16 / 0 for warp-inpaint, the trained clip length / a quarter of it for
-            spatialdreamer).
+            defaults: 4 / 0 for warp-inpaint with Telea, 16 / 0 with SD, the trained clip
+            length / a quarter of it for spatialdreamer).
         offload, decode_chunk_size, tile_size: GPU memory controls of ``spatialdreamer``
             (model CPU offload; frames per VAE decode call; U-Net latent tiles of this many
             pixels, a multiple of 64, None = whole frames).

@@ -20,19 +20,30 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from dvg.backends import INPAINT_BACKENDS, BackendSpec, DepthContext, InpaintBackend
+from dvg.engine.threads import available_cpus
 from pipelines.convert.stream import Prefetch
 from pipelines.convert.warp import WarpConfig, WarpResult, WarpStage, identity_transform
 from pipelines.windows import WindowSpan, check_window, crossfade_weights, iter_windows
 
 INPAINT_MULTIPLE = 8  # dvg inpainters take sides that are multiples of 8
+SHORT_WINDOW = 4  # warp-inpaint's window with a per-frame inpainter (Telea)
+
+
+def render_workers() -> int:
+    """Threads that render and fill frames at once: torch's threads times workers is about the
+    CPUs available (2 workers of 1 thread on 2 cores), at most 4 (docs/benchmarks.md,
+    "spatialdreamer convert, warp-inpaint")."""
+    return max(1, min(4, available_cpus() // torch.get_num_threads()))
 
 
 @dataclass(frozen=True)
@@ -143,10 +154,9 @@ class StereoMethod(ABC):
         held: list[tuple[np.ndarray, np.ndarray]] = []  # outputs of overlap frames, not yet out
         held_start = 0  # stream index of held[0]
         for span, frames, context, prepared in windows:
-            if prepared is None:
-                right = self.right_views(frames, context)
-            else:
-                right = self.right_views(frames, context, prepared)
+            # Filled as the method yields them, so the first frames of a window go out (to be
+            # encoded) while the rest are still being made.
+            right = _Pulled(self.iter_right_views(frames, context, prepared))
             # Frames of this window that an earlier window already produced: blend the ones
             # still held, skip the ones already emitted (a moved-back last window).
             first_held = max(span.start, held_start)
@@ -167,6 +177,7 @@ class StereoMethod(ABC):
                 for k in range(keep_from, span.stop)
             ]
             held_start = keep_from
+            right.close()
         yield from held
 
     def start_video(self) -> None:  # noqa: B027 (an optional hook, not abstract)
@@ -182,6 +193,33 @@ class StereoMethod(ABC):
     @abstractmethod
     def right_views(self, frames: np.ndarray, context: DepthContext) -> np.ndarray:
         """One window's left frames (F, H, W, 3) uint8 -> right views (F, H, W, 3) uint8."""
+
+    def iter_right_views(
+        self, frames: np.ndarray, context: DepthContext, prepared: Any = None
+    ) -> Iterator[np.ndarray]:
+        """:meth:`right_views` as consecutive (f, H, W, 3) pieces in order; methods that make
+        frames one batch at a time yield each as soon as it is done."""
+        if prepared is None:
+            yield self.right_views(frames, context)
+        else:
+            yield self.right_views(frames, context, prepared)
+
+
+class _Pulled:
+    """Frames of a window indexed as they arrive from ``iter_right_views`` pieces."""
+
+    def __init__(self, pieces: Iterator[np.ndarray]) -> None:
+        self._pieces, self._frames = pieces, []
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        while k >= len(self._frames):
+            self._frames.extend(next(self._pieces))
+        return self._frames[k]
+
+    def close(self) -> None:
+        """Let the method finish the window (its worker threads stop)."""
+        for piece in self._pieces:
+            self._frames.extend(piece)
 
 
 STEREO_METHODS: dict[str, type[StereoMethod]] = {}
@@ -233,6 +271,15 @@ class WarpInpaint(StereoMethod):
         self.warp = WarpStage(config.warp)
         self.inpainter = inpainter or INPAINT_BACKENDS.create(spec)
 
+    @property
+    def window(self) -> int:
+        """A per-frame inpainter needs no long window: frames go out one render batch at a
+        time anyway, and a short one gets the first frame to the encoder sooner (a 16-frame
+        window cost a second of start-up at 1080p) and holds fewer frames in the queues."""
+        if self.config.window:
+            return self.config.window
+        return SHORT_WINDOW if self.inpainter.frame_independent else self.default_window
+
     def start_video(self) -> None:
         self.warp.reset()
 
@@ -242,8 +289,39 @@ class WarpInpaint(StereoMethod):
     def right_views(
         self, frames: np.ndarray, context: DepthContext, depth: np.ndarray | None = None
     ) -> np.ndarray:
-        warped = self.warp(frames, context, depth)
-        images, holes, (h, w) = pad_to_multiple(warped.right, warped.holes, INPAINT_MULTIPLE)
+        return np.concatenate(list(self.iter_right_views(frames, context, depth)))
+
+    def iter_right_views(
+        self, frames: np.ndarray, context: DepthContext, prepared: Any = None
+    ) -> Iterator[np.ndarray]:
+        """Render batches in order. With a per-frame inpainter (Telea) each batch is rendered
+        and filled by a worker thread, :func:`render_workers` at once (torch and OpenCV release
+        the GIL, so they use separate cores; whole frames in parallel scale better than torch's
+        intra-op threads on the serial scatters); others fill the whole window at once (e.g.
+        SD draws one noise for it)."""
+        if not self.inpainter.frame_independent:
+            warped = self.warp(frames, context, prepared)
+            yield self._fill(warped.right, warped.holes)
+            return
+        jobs = deque(self.warp.batches(frames, context, prepared))
+        workers = render_workers()
+        with ThreadPoolExecutor(workers, thread_name_prefix="render") as pool:
+            pending: deque[Future] = deque()
+            try:
+                while jobs or pending:
+                    while jobs and len(pending) < workers + 1:
+                        pending.append(pool.submit(self._render_and_fill, jobs.popleft()))
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def _render_and_fill(self, job: Callable[[], WarpResult]) -> np.ndarray:
+        part = job()
+        return self._fill(part.right, part.holes)
+
+    def _fill(self, right: np.ndarray, holes: np.ndarray) -> np.ndarray:
+        images, holes, (h, w) = pad_to_multiple(right, holes, INPAINT_MULTIPLE)
         return np.ascontiguousarray(self.inpainter.inpaint(images, holes)[:, :h, :w])
 
 

@@ -16,7 +16,9 @@ a frame that appears in two overlapping windows gets the same disparity in both.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +225,28 @@ class WarpStage:
         """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) increasing
         native indices, never going back beyond frames already seen; ``inverse_depth``: the
         window's :meth:`depth_of` when already computed -> :class:`WarpResult`."""
+        parts = list(self.chunks(frames, context, inverse_depth))
+        return WarpResult(
+            right=np.concatenate([p.right for p in parts]),
+            holes=np.concatenate([p.holes for p in parts]),
+            disparity=np.concatenate([p.disparity for p in parts]),
+        )
+
+    def chunks(
+        self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
+    ) -> Iterator[WarpResult]:
+        """:meth:`__call__` as consecutive pieces of the window, each one render batch
+        (``render_batch`` / ``render_pixels``), yielded as soon as it is rendered, so later
+        stages can start on the first frames of a window while the rest is rendered."""
+        for job in self.batches(frames, context, inverse_depth):
+            yield job()
+
+    def batches(
+        self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
+    ) -> list[Callable[[], WarpResult]]:
+        """The window's render batches as jobs, in order. The stateful part (depth bounds
+        smoothed over time, scene cuts) is done here, at once; the jobs are independent of each
+        other and of this stage's state, so they may run in any thread, concurrently."""
         _check_frames(frames)
         if inverse_depth is None:
             inverse_depth = self.depth_of(frames, context)
@@ -230,31 +254,40 @@ class WarpStage:
         bounds = self._smoothed_bounds(frames, inverse_depth, indices)
 
         n, h, w = inverse_depth.shape
-        right = np.empty_like(frames)
-        holes = np.empty((n, h, w), dtype=bool)
-        disparity = np.empty((n, h, w), dtype=np.float32)
         step = max(1, min(self.config.render_batch, self.config.render_pixels // (h * w)))
-        with torch.inference_mode():
-            for s in range(0, n, step):
-                q = torch.from_numpy(inverse_depth[s : s + step]).to(self.device)[:, None]
-                b = torch.from_numpy(bounds[s : s + step]).to(self.device, torch.float32)
-                d = relative_inverse_depth_to_disparity(
-                    q,
-                    self.config.strength * w,
-                    convergence=self.config.convergence,
-                    bounds=(b[:, 0], b[:, 1]),
-                )
-                image = torch.from_numpy(frames[s : s + step]).to(self.device)
-                image = image.permute(0, 3, 1, 2).float().div_(255)
-                splat = forward_render(
-                    image, d, alpha=self.config.alpha, hole_threshold=self.config.hole_threshold
-                )
-                # In place on the render's own tensor: the same values as out-of-place ops.
-                rgb = splat.image.clamp_(0, 1).mul_(255).round_().byte().permute(0, 2, 3, 1)
-                right[s : s + step] = rgb.cpu().numpy()
-                holes[s : s + step] = splat.holes[:, 0].cpu().numpy()
-                disparity[s : s + step] = d[:, 0].float().cpu().numpy()
-        return WarpResult(right=right, holes=holes, disparity=disparity)
+        return [
+            functools.partial(
+                self._render,
+                frames[s : s + step],
+                inverse_depth[s : s + step],
+                bounds[s : s + step],
+            )
+            for s in range(0, n, step)
+        ]
+
+    @torch.inference_mode()
+    def _render(self, frames: np.ndarray, inverse_depth: np.ndarray, bounds: np.ndarray):
+        """One render batch: (B, H, W, 3) uint8, (B, H, W) inverse depth, (B, 2) bounds."""
+        w = inverse_depth.shape[2]
+        q = torch.from_numpy(inverse_depth).to(self.device)[:, None]
+        b = torch.from_numpy(bounds).to(self.device, torch.float32)
+        d = relative_inverse_depth_to_disparity(
+            q, self.config.strength * w, convergence=self.config.convergence,
+            bounds=(b[:, 0], b[:, 1]),
+        )  # fmt: skip
+        # Converted in the frames' own (B, H, W, 3) layout and viewed as (B, 3, H, W): the same
+        # values as permuting first, without a strided copy (3x faster at 1080p).
+        image = torch.from_numpy(frames).to(self.device).float().div_(255).permute(0, 3, 1, 2)
+        splat = forward_render(
+            image, d, alpha=self.config.alpha, hole_threshold=self.config.hole_threshold
+        )
+        # In place on the render's own tensor: the same values as out-of-place ops.
+        rgb = splat.image.clamp_(0, 1).mul_(255).round_().byte().permute(0, 2, 3, 1)
+        return WarpResult(
+            right=np.ascontiguousarray(rgb.cpu().numpy()),
+            holes=splat.holes[:, 0].cpu().numpy(),
+            disparity=d[:, 0].float().cpu().numpy(),
+        )
 
     def _smoothed_bounds(
         self, frames: np.ndarray, inverse_depth: np.ndarray, indices: np.ndarray

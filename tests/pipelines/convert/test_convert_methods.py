@@ -129,3 +129,54 @@ def test_spatialdreamer_needs_an_exported_model(tmp_path):
 
     with pytest.raises(MissingModelError, match="trainer export"):
         create_method("spatialdreamer", MethodConfig(model=str(tmp_path / "none")))
+
+
+def _sidecar_clip(tmp_path, frames=10, height=24, width=40):
+    """Random frames with a sidecar z-depth (two depth layers, so the warp leaves holes)."""
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (frames, height, width, 3), dtype=np.uint8)
+    depth = np.full((frames, height, width), 4.0, np.float32)
+    depth[:, 6:18, 10:24] = 1.5
+    np.save(tmp_path / "clip.depth.npy", depth)
+    return video
+
+
+@pytest.mark.parametrize("window", [None, 3, 8])
+def test_warp_inpaint_streams_pieces_with_the_same_frames(tmp_path, window):
+    """Telea fills each render batch on a worker thread while the next is rendered: the
+    streamed right views equal those of one whole-window call, in order, for any window."""
+    from pipelines.convert.methods import StreamSource
+
+    video = _sidecar_clip(tmp_path)
+    warp = WarpConfig(
+        depth=BackendSpec("sidecar", options={"dir": str(tmp_path)}), device="cpu",
+        render_batch=2,
+    )  # fmt: skip
+
+    def method():
+        return create_method("warp-inpaint", MethodConfig(warp=warp, window=window))
+
+    source = StreamSource(str(tmp_path / "clip.mp4"), 40, 24, native_indices=[])
+    streamed = [r for _, r in method().process_pairs(iter(video), source)]
+    whole = method()
+    from pipelines.convert.methods import _depth_context
+    from pipelines.windows import WindowSpan
+
+    _, context = _depth_context(video, WindowSpan(0, len(video), 0), source)
+    warped = whole.warp(video, context)  # the whole window at once, then Telea on it
+    expected = whole.inpainter.inpaint(warped.right, warped.holes)
+    assert warped.holes.any()
+    assert len(streamed) == len(video)
+    np.testing.assert_array_equal(np.stack(streamed), expected)
+    assert whole.window == (window or 4)  # a per-frame inpainter takes the short window
+    pieces = list(method().iter_right_views(video[:5], _depth_context(
+        video[:5], WindowSpan(0, 5, 0), source)[1]))  # fmt: skip
+    assert [len(p) for p in pieces] == [2, 2, 1]  # one piece per render batch
+
+
+def test_a_whole_window_inpainter_keeps_the_long_window():
+    """SD draws one noise per window, so its window is not shortened and it gets one piece."""
+    from dvg.backends.inpaint import INPAINT_BACKENDS
+
+    assert INPAINT_BACKENDS.get("telea").frame_independent
+    assert not INPAINT_BACKENDS.get("sd").frame_independent
