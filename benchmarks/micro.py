@@ -413,12 +413,12 @@ def headline(rows: list[dict[str, Any]], out: Path) -> list[str]:
             parts.append(f"{value - untrained:+.2f} dB against the untrained model")
         if telea is not None:
             parts.append(f"{value - telea:+.2f} dB against warp + Telea")
-        lines.append(", ".join(parts) + ".")
+        lines.append("- " + ", ".join(parts) + ".")
     for ablation in ABLATIONS:
         value, base = psnr(ablation.label), psnr(ablation.compare_with)
         if value is None or base is None:
             continue
-        line = (f"{ablation.label} ({ablation.what}): hole PSNR {value:.2f} dB, "
+        line = (f"- {ablation.label} ({ablation.what}): hole PSNR {value:.2f} dB, "
                 f"{value - base:+.2f} dB against {ablation.compare_with}")  # fmt: skip
         mine = read_jsonl(out / "runs" / ablation.label / "validation.jsonl")
         reference = None
