@@ -57,7 +57,7 @@ class VAEConfig:
 
     shards: str
     held_out: str | None = None
-    steps: int = 600
+    steps: int = 300
     resolution: int = 64
     batch_size: int = 2
     downsample: int = 2
