@@ -177,7 +177,7 @@ def _micro(stage: int) -> TrainConfig:
         shuffle_buffer=64,
     )
     run = RunConfig(
-        steps=400 if stage == 1 else 150,
+        steps=250 if stage == 1 else 150,
         mixed_precision="no",
         gradient_checkpointing=False,
         checkpoint_every=100,

@@ -47,7 +47,8 @@ class VAEConfig:
             least one) are kept out of training for it.
         downsample: pixels per latent cell, 2, 4 or 8 (SVD's is 8); the VAE has
             log2(downsample) + 1 blocks.
-        width: channels of the first block (doubled once for the deeper ones); a multiple of 32.
+        width: channels of the first (full-resolution) block; a multiple of 32 (GroupNorm).
+        deep_width: channels of the deeper blocks; a multiple of 32.
         num_frames: contiguous frames decoded together (the temporal decoder's window).
         batch_size: runs of ``num_frames`` frames per step.
         passes: reads over the training shards, each drawing other windows of every clip; the
@@ -56,31 +57,34 @@ class VAEConfig:
 
     shards: str
     held_out: str | None = None
-    steps: int = 1500
+    steps: int = 300
     resolution: int = 64
-    batch_size: int = 4
+    batch_size: int = 2
     downsample: int = 2
     width: int = 32
+    deep_width: int = 32
     layers_per_block: int = 1
-    num_frames: int = 3
+    num_frames: int = 2
     lr: float = 2e-3
     warmup_steps: int = 50
     weight_decay: float = 0.0
     kl_weight: float = 1e-6
     mse_weight: float = 1.0
-    passes: int = 4
+    passes: int = 2
     max_runs: int = 4096
     held_out_runs: int = 64
-    eval_every: int = 250
+    eval_every: int = 200
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.downsample not in (2, 4, 8):
             raise ValueError(f"VAEConfig.downsample must be 2, 4 or 8, got {self.downsample!r}")
-        if self.width < 32 or self.width % 32:
-            raise ValueError(
-                f"VAEConfig.width must be a positive multiple of 32 (GroupNorm), got {self.width}"
-            )
+        for name in ("width", "deep_width"):
+            value = getattr(self, name)
+            if value < 32 or value % 32:
+                raise ValueError(
+                    f"VAEConfig.{name} must be a positive multiple of 32 (GroupNorm), got {value}"
+                )
         if self.resolution % self.downsample:
             raise ValueError(
                 f"VAEConfig.resolution {self.resolution} is not a multiple of downsample "
@@ -96,7 +100,7 @@ class VAEConfig:
     @property
     def block_out_channels(self) -> tuple[int, ...]:
         levels = int(math.log2(self.downsample))
-        return (self.width,) + (2 * self.width,) * levels
+        return (self.width,) + (self.deep_width,) * levels
 
 
 @dataclass

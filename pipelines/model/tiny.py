@@ -66,19 +66,25 @@ def tiny_svd_unet(
     sample_size: int = 32,
     block_out_channels: tuple[int, ...] = TINY_BLOCK_OUT_CHANNELS,
     layers_per_block: int = 2,
+    down_block_types: tuple[str, ...] = (
+        "CrossAttnDownBlockSpatioTemporal",
+        "DownBlockSpatioTemporal",
+    ),
+    up_block_types: tuple[str, ...] = ("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+    heads: int = TINY_HEADS,
 ) -> UNetSpatioTemporalConditionModel:
-    """A random SVD-layout denoising U-Net (8 input channels), cross-attention at full latent
-    resolution: pairs 1:1 with ``tiny_sd_unet`` of the same channels."""
+    """A random SVD-layout denoising U-Net (8 input channels); by default cross-attention at full
+    latent resolution, pairing 1:1 with ``tiny_sd_unet`` of the same channels."""
     return UNetSpatioTemporalConditionModel(
         sample_size=sample_size,
         in_channels=8,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        down_block_types=down_block_types,
+        up_block_types=up_block_types,
         block_out_channels=block_out_channels,
         layers_per_block=layers_per_block,
         cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
-        num_attention_heads=TINY_HEADS,
+        num_attention_heads=heads,
         addition_time_embed_dim=32,
         projection_class_embeddings_input_dim=96,
     )
@@ -158,6 +164,7 @@ def tiny_sd_unet(
     sample_size: int = 32,
     block_out_channels: tuple[int, ...] = TINY_BLOCK_OUT_CHANNELS,
     layers_per_block: int = 2,
+    heads: int = TINY_HEADS,
 ) -> UNet2DConditionModel:
     """A random SD2.1-layout U-Net (linear projections, heads given as attention_head_dim)."""
     return UNet2DConditionModel(
@@ -170,6 +177,6 @@ def tiny_sd_unet(
         layers_per_block=layers_per_block,
         cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
         # diffusers reads SD2.x's attention_head_dim as the number of heads.
-        attention_head_dim=TINY_HEADS,
+        attention_head_dim=heads,
         use_linear_projection=True,
     )
