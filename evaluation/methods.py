@@ -6,6 +6,7 @@
 | `warp-telea`     | depth backend, aligned by the protocol | OpenCV Telea                         |
 | `warp-sd`        | depth backend, aligned by the protocol | SD inpainting (dvg backend)          |
 | `spatialdreamer` | depth backend, aligned by the protocol | the exported model                   |
+| LABEL            | depth backend, aligned by the protocol | the model of `--model LABEL=DIR`     |
 
 The depth backend is any of dvg's (``dpt`` by default; ``sidecar`` reads depth files next to the
 videos; ``ground-truth`` uses the benchmark's true depth as relative depth of unknown scale).
@@ -56,6 +57,39 @@ def method_spec(name: str, *, depth: BackendSpec | None, model: str | None = Non
     raise ValueError(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
 
 
+def model_spec(label: str, model: str, *, depth: BackendSpec | None) -> MethodSpec:
+    """A SpatialDreamer model as a method of its own, named ``label`` in the report (several can
+    be compared side by side: ``--model untrained=DIR --model stage1=DIR``)."""
+    if not label or label in METHOD_NAMES:
+        raise ValueError(
+            f"model label {label!r} must be a non-empty name other than {', '.join(METHOD_NAMES)}"
+        )
+    return MethodSpec(label, depth, model=model)
+
+
+def parse_models(
+    items: list[str] | tuple[str, ...],
+) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """``--model`` values -> (the unlabelled directory of the ``spatialdreamer`` method or None,
+    the ``(label, directory)`` pairs of ``LABEL=DIR`` values)."""
+    plain, labelled = [], []
+    for item in items:
+        label, sep, path = item.partition("=")
+        if sep and label and path:
+            labelled.append((label.strip(), path))
+        else:
+            plain.append(item)
+    if len(plain) > 1:
+        raise ValueError(
+            f"--model: give one unlabelled DIR (method spatialdreamer) or LABEL=DIR each, got "
+            f"{', '.join(plain)}"
+        )
+    labels = [label for label, _ in labelled]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--model: labels must differ, got {', '.join(labels)}")
+    return (plain[0] if plain else None), tuple(labelled)
+
+
 def depth_label(spec: MethodSpec) -> str:
     """Where a method's depth comes from, as a report row says it."""
     if spec.name == "oracle":
@@ -90,6 +124,7 @@ class Method:
             from pipelines.pipeline import SpatialDreamerPipeline
 
             self.pipeline = SpatialDreamerPipeline.from_pretrained(spec.model)
+            self.pipeline.set_progress_bar_config(disable=True)
         else:
             self.inpaint = INPAINT_BACKENDS.create(spec.inpaint)
 
@@ -141,3 +176,21 @@ class Method:
             )
             return out[0]
         return self.inpaint.inpaint(warped[None], holes[None])[0]
+
+    def fill_clip(
+        self,
+        left: np.ndarray,
+        warped: np.ndarray,
+        holes: np.ndarray,
+        right: np.ndarray,
+        **sampling: Any,
+    ) -> np.ndarray:
+        """Complete the warped right views of a whole clip, (F, H, W, 3) uint8 given (F, H, W)
+        holes: a SpatialDreamer model sees the clip as a video (its windows and TIL),
+        ``sampling`` goes to its pipeline (``steps``, ``seed``...); the oracle copies the exact
+        ``right`` views into the holes."""
+        if self.is_oracle:
+            return np.where(holes[..., None], right, warped)
+        if self.pipeline is not None:
+            return self.pipeline.right_views(left=left, warped=warped, holes=holes, **sampling)
+        return self.inpaint.inpaint(warped, holes)

@@ -84,6 +84,43 @@ def video_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _micro_cell(row: dict[str, Any], metric: str, digits: int) -> str:
+    """``mean ± std``, with frames reproduced exactly (PSNR ``inf``) counted apart."""
+    exact = row.get(f"{metric}_exact", 0)
+    if exact and exact == row.get("n_hole_frames" if "hole" in metric else "n_frames"):
+        return "exact (∞)"
+    cell = _cell(row, metric, digits)
+    return f"{cell} (+{exact} exact)" if exact else cell
+
+
+def micro_table(rows: Sequence[dict[str, Any]]) -> str:
+    """One row per method: the hole region and the whole frame (mean ± std over frames), then
+    E_warp overall and at window seams (mean ± std over videos, x 10^-3)."""
+    lpips = any("lpips" in r for r in rows)
+    header = [
+        "Method",
+        "Depth",
+        "Hole filler",
+        "n frames (videos)",
+        "PSNR↑ holes",
+        "SSIM↑ holes",
+        "PSNR↑ frame",
+        "SSIM↑ frame",
+    ] + (["LPIPS↓ frame"] if lpips else [])
+    header += ["E_warp↓ (×10⁻³)", "E_warp at window seams↓ (×10⁻³)"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row["method"], row.get("depth", ""), row.get("fill", ""),
+                 f"{row['n_frames']} ({row['n_videos']})", _micro_cell(row, "psnr_hole", 2),
+                 _micro_cell(row, "ssim_hole", 3), _micro_cell(row, "psnr", 2),
+                 _micro_cell(row, "ssim", 3)]  # fmt: skip
+        if lpips:
+            cells.append(_cell(row, "lpips", 3))
+        cells += [_cell(row, "ewarp", 3), _cell(row, "ewarp_seams", 3)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def paper_reference(benchmark: str) -> list[str]:
     """The paper's own SpatialDreamer figures, as a separate block that says they are not
     comparable with the tables above (other data, other depth, other resolution)."""
@@ -153,24 +190,41 @@ def _label(tile: np.ndarray, text: str) -> np.ndarray:
     return tile
 
 
-def example_grid(samples: Sequence[Sample], path: Path, max_rows: int = 6) -> Path | None:
-    """Rows of pairs: source | warped (holes black) | each method's output | target."""
+def example_grid(
+    samples: Sequence[Sample],
+    path: Path,
+    max_rows: int = 6,
+    *,
+    zoom: int = 1,
+    source_label: str = "source",
+    target_label: str = "target",
+    methods: Sequence[str] | None = None,
+) -> Path | None:
+    """Rows of pairs: source | warped (holes black) | each method's output | target.
+
+    ``zoom``: nearest-neighbour upscaling of every tile (small frames); ``methods``: which
+    methods' outputs, in this order (default: all, sorted)."""
     with_images = [s for s in samples if s.images]
     pairs = list(dict.fromkeys(s.pair_id for s in with_images))[:max_rows]
     if not pairs:
         return None
-    methods = sorted({s.method for s in with_images})
+    if methods is None:
+        methods = sorted({s.method for s in with_images})
+
+    def tile(image: np.ndarray, text: str) -> np.ndarray:
+        return _label(image.repeat(zoom, axis=0).repeat(zoom, axis=1), text)
+
     rows = []
     for pair in pairs:
         by_method = {s.method: s for s in with_images if s.pair_id == pair}
         first = next(iter(by_method.values()))
-        tiles = [_label(first.images["source"], f"source {pair}"),
-                 _label(first.images["warped"], "warped (holes black)")]  # fmt: skip
+        tiles = [tile(first.images["source"], f"{source_label} {pair}"),
+                 tile(first.images["warped"], "warped (holes black)")]  # fmt: skip
         for method in methods:
             sample = by_method.get(method)
             image = sample.images["output"] if sample else np.zeros_like(first.images["source"])
-            tiles.append(_label(image, method))
-        tiles.append(_label(first.images["target"], "target"))
+            tiles.append(tile(image, method))
+        tiles.append(tile(first.images["target"], target_label))
         rows.append(np.concatenate(tiles, axis=1))
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
@@ -187,8 +241,14 @@ def write_report(
     *,
     video_rows: Sequence[dict[str, Any]] = (),
     notes: Sequence[str] = (),
+    layout: str = "paper",
+    example_options: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write every report file into ``out_dir``; returns their paths by kind."""
+    """Write every report file into ``out_dir``; returns their paths by kind.
+
+    ``layout``: ``paper`` (``rows`` in the Table 1 layout, ``video_rows`` in Table 2's) or
+    ``micro`` (``rows`` from the micro benchmark: holes, frame and E_warp in one table).
+    ``example_options``: keyword arguments of :func:`example_grid`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "csv": out_dir / "samples.csv",
              "summary_csv": out_dir / "summary.csv", "markdown": out_dir / "report.md"}  # fmt: skip
@@ -224,7 +284,10 @@ def write_report(
                 writer.writeheader()
                 writer.writerows(records)
     sections = [f"# Evaluation: {benchmark}", ""]
-    if rows:
+    if rows and layout == "micro":
+        sections += ["## Held-out videos (mean ± std over frames; E_warp over videos)", "",
+                     micro_table(rows), ""]  # fmt: skip
+    elif rows:
         sections += ["## Image metrics (paper Table 1 layout; mean ± std over n pairs)", "",
                      image_table(rows), ""]  # fmt: skip
     if video_rows:
@@ -232,7 +295,7 @@ def write_report(
                      video_table(video_rows), ""]  # fmt: skip
     if samples:
         plots = _plots(samples, out_dir / "plots")
-        grid = example_grid(samples, out_dir / "examples.png")
+        grid = example_grid(samples, out_dir / "examples.png", **(example_options or {}))
         sections += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots]
         if grid is not None:
             paths["examples"] = grid

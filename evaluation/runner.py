@@ -17,7 +17,7 @@ from evaluation.benchmarks import (
     summarise,
     synthetic_pairs,
 )
-from evaluation.methods import Method, method_spec
+from evaluation.methods import Method, method_spec, model_spec
 from evaluation.report import write_report
 
 
@@ -34,6 +34,9 @@ class EvaluationConfig:
     """``stereo``: score every n-th frame of each clip."""
     model: str | None = None
     """Exported SpatialDreamer directory for the ``spatialdreamer`` method."""
+    models: tuple[tuple[str, str], ...] = ()
+    """``(label, directory)`` of further exported models, each a method of its own named by its
+    label (``--model LABEL=DIR``): several models side by side in one report."""
     depth_model: str | None = None
     """Depth backend for non-oracle methods: ``ground-truth`` (synthetic default: true depth of
     unknown scale), any dvg depth backend (``dpt``, the realestate10k and stereo default;
@@ -56,7 +59,8 @@ def _depth_spec(config: EvaluationConfig) -> BackendSpec | None:
     return BackendSpec("dpt", model=name)
 
 
-def _lpips(config: EvaluationConfig, notes: list[str]):
+def lpips_metric(config: EvaluationConfig, notes: list[str]):
+    """The LPIPS metric from the configured weight files, or None (and a note saying why)."""
     if not (config.lpips_trunk_weights and config.lpips_linear_weights):
         notes.append(
             "LPIPS not computed: pass --lpips-trunk-weights and --lpips-linear-weights "
@@ -76,7 +80,13 @@ def run(config: EvaluationConfig) -> dict[str, Path]:
     """Score ``config.methods`` on ``config.benchmark`` and write the report to ``config.out``."""
     if config.benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {config.benchmark!r}; known: {', '.join(BENCHMARKS)}")
+    if config.benchmark == "micro":
+        from evaluation.benchmarks.micro import run_micro
+
+        return run_micro(config)
     if config.benchmark == "video":
+        if config.models:
+            raise ValueError("video: labelled models (--model LABEL=DIR) are not supported yet")
         from evaluation.benchmarks.video import run_video
 
         return run_video(config)
@@ -88,10 +98,10 @@ def run(config: EvaluationConfig) -> dict[str, Path]:
         raise ValueError("stereo needs --pairs DIR (your stereo clips, docs/evaluation.md)")
     notes: list[str] = []
     depth = _depth_spec(config)
-    methods = [
-        Method(method_spec(name, depth=depth, model=config.model)) for name in config.methods
-    ]
-    lpips = _lpips(config, notes)
+    specs = [method_spec(name, depth=depth, model=config.model) for name in config.methods]
+    specs += [model_spec(label, path, depth=depth) for label, path in config.models]
+    methods = [Method(spec) for spec in specs]
+    lpips = lpips_metric(config, notes)
     if config.benchmark in ("realestate10k", "stereo") and "oracle" in config.methods:
         notes.append(f"oracle: {config.benchmark} has no ground-truth depth, so it has no rows")
     pairs = _pairs(config, notes)[: config.max_pairs]

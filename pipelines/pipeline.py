@@ -460,8 +460,8 @@ class SpatialDreamerPipeline(DiffusionPipeline):
         return {"tile": tile_size // vae, "tile_overlap": tile_overlap // vae}
 
     def _vae_factor(self) -> int:
-        """Pixels per latent cell (8 for SVD's VAE)."""
-        return 2 ** (len(self.model.vae.config.block_out_channels) - 1)
+        """Pixels per latent cell (8 for SVD's VAE, 2 for the micro preset's)."""
+        return self.model.vae_scale_factor
 
     def _size_multiple(self) -> int:
         """Pixels per coarsest U-Net cell: VAE factor x 2^(U-Net downsamplings)."""

@@ -1,4 +1,5 @@
-"""`trainer` command line: thin wrappers over trainer.loop.fit and model export."""
+"""`trainer` command line: thin wrappers over trainer.loop.fit, trainer.vae.fit_vae and model
+export."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import typer
 app = typer.Typer(
     help=(
         "Train SpatialDreamer (paper 3.3-3.5) on shards written by `dvg build`: "
-        "`trainer fit` (stage 1 or 2) and `trainer export`."
+        "`trainer fit` (stage 1 or 2), `trainer export`, and `trainer fit-vae` (stage 0 of the "
+        "micro preset)."
     ),
     no_args_is_help=True,
 )
@@ -22,7 +24,7 @@ def fit(
     run_dir: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/PRESET-stageN).")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="paper or tiny.")] = None,
+    preset: Annotated[str | None, typer.Option(help="paper, tiny or micro.")] = None,
     stage: Annotated[int | None, typer.Option(help="1 (frames) or 2 (8-frame clips).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file of per-section overrides.")] = None,
     init_from: Annotated[
@@ -39,6 +41,9 @@ def fit(
     steps: Annotated[int | None, typer.Option(help="Total optimisation steps.")] = None,
     svd: Annotated[str | None, typer.Option(help="SVD hub id or local dir.")] = None,
     refiner: Annotated[str | None, typer.Option(help="SD2.1 hub id or local dir.")] = None,
+    vae: Annotated[
+        str | None, typer.Option(help="Micro preset: the stage-0 VAE folder (`trainer fit-vae`).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Per-process batch size.")] = None,
     resolution: Annotated[int | None, typer.Option(help="Square training resolution.")] = None,
     mixed_precision: Annotated[str | None, typer.Option(help="no, bf16 or fp16.")] = None,
@@ -56,7 +61,9 @@ def fit(
         cfg = load_config(config, preset=preset, stage=stage)
         overrides = {
             "data": {"shards": shards, **given(batch_size=batch_size, resolution=resolution)},
-            "model": given(init_from=init_from, init_ema=init_ema, svd=svd, refiner=refiner),
+            "model": given(
+                init_from=init_from, init_ema=init_ema, svd=svd, refiner=refiner, vae=vae
+            ),
             "run": given(steps=steps, mixed_precision=mixed_precision, grad_accum=grad_accum),
         }
         cfg = apply_overrides(cfg, {k: v for k, v in overrides.items() if v})
@@ -66,6 +73,44 @@ def fit(
         typer.echo(f"trainer fit: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"trained to step {result.step}; run directory {result.run_dir.resolve()}")
+
+
+@app.command("fit-vae")
+def fit_vae(
+    shards: Annotated[str, typer.Argument(help="`dvg build` output folder or its manifest.json.")],
+    out: Annotated[Path, typer.Option(help="Folder for the VAE (diffusers layout).")],
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Square training resolution.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Runs of contiguous frames per step.")
+    ] = None,
+    downsample: Annotated[
+        int | None, typer.Option(help="Pixels per latent cell: 2, 4 or 8 (SVD's: 8).")
+    ] = None,
+    held_out: Annotated[
+        str | None,
+        typer.Option(help="Shards for the held-out PSNR (default: the last tenth of SHARDS)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the weights and the draws.")] = None,
+) -> None:
+    """Stage 0 of the micro preset: train a small AutoencoderKLTemporalDecoder (SVD's VAE class)
+    on the shards' frames; writes it and OUT/vae_report.json (held-out reconstruction PSNR)."""
+    from trainer.vae import VAEConfig
+    from trainer.vae import fit_vae as run_fit_vae
+
+    values = {"steps": steps, "resolution": resolution, "batch_size": batch_size,
+              "downsample": downsample, "held_out": held_out, "seed": seed}  # fmt: skip
+    try:
+        config = VAEConfig(shards=shards, **{k: v for k, v in values.items() if v is not None})
+        result = run_fit_vae(config, out)
+    except ValueError as error:
+        typer.echo(f"trainer fit-vae: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"VAE written to {out.resolve()}: held-out PSNR {result.psnr:.2f} dB (untrained "
+        f"{result.initial_psnr:.2f} dB), scaling factor {result.scaling_factor:.4g}, "
+        f"{result.seconds:.0f} s"
+    )
 
 
 @app.command()

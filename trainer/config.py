@@ -23,11 +23,18 @@ class ModelSource:
     """Where the pretrained components come from (hub ids or local dirs).
 
     ``tiny`` builds random-initialised tiny SVD and SD components in the run directory (the
-    ``tiny`` preset: trains on CPU in minutes).
+    ``tiny`` preset: trains on CPU in minutes). ``micro`` builds random-initialised micro U-Nets
+    (seeded by ``run.seed``) around the stage-0 VAE in ``vae`` (the ``micro`` preset).
     """
 
     svd: str = "stabilityai/stable-video-diffusion-img2vid"
     refiner: str = "stabilityai/stable-diffusion-2-1"
+    vae: str | None = None
+    """``svd = "micro"``: the folder `trainer fit-vae` wrote (stage 0); its latent size decides
+    the U-Nets' sample size. Stage 2 takes the VAE of its --init-from run instead."""
+    til: bool = True
+    """Stage 2 adds and trains TIL (paper Eq. 3); False is the ablation that trains the temporal
+    layers alone."""
     init_from: str | None = None
     """Stage 2: a stage-1 run directory (its last checkpoint) or an exported model directory."""
     init_ema: bool = False
@@ -92,6 +99,14 @@ class RunConfig:
     resume_data: Literal["replay", "reseed"] = "reseed"
     """On --resume: ``replay`` skips the batches already consumed (exact continuation; costs
     decoding them again), ``reseed`` starts a fresh stream seeded with the step (cheap)."""
+    validation_shards: str | None = None
+    """Held-out shards for the validation loss (RUN/validation.jsonl): the denoising loss at
+    fixed noise levels and draws, before the first step, every ``validation_every`` steps and
+    after the last. None: no validation."""
+    validation_every: int = 0
+    """Steps between validations (0: only before the first and after the last step)."""
+    validation_samples: int = 8
+    """Held-out samples (clips) the validation loss averages over: the first ones, in order."""
 
 
 @dataclass(frozen=True)
@@ -149,7 +164,35 @@ def _tiny(stage: int) -> TrainConfig:
     return TrainConfig(stage=stage, model=model, data=data, optim=optim, run=run, preset="tiny")
 
 
-PRESETS = {"paper": _paper, "tiny": _tiny}
+def _micro(stage: int) -> TrainConfig:
+    """Random micro U-Nets around a trained stage-0 VAE (``--vae``) at 64x64: learns on two CPU
+    cores in minutes (stage 1 about 8, stage 2 about 5; docs/training.md)."""
+    data = DataConfig(
+        shards="",
+        mode="frame" if stage == 1 else "clip",
+        num_frames=4,
+        resolution=64,
+        batch_size=4 if stage == 1 else 1,
+        num_workers=0,
+        shuffle_buffer=64,
+    )
+    run = RunConfig(
+        steps=250 if stage == 1 else 150,
+        mixed_precision="no",
+        gradient_checkpointing=False,
+        checkpoint_every=100,
+        keep_checkpoints=1,
+        log_every=10,
+        preview_every=0,
+        resume_data="replay",
+        validation_every=50,
+    )
+    model = ModelSource(svd="micro", refiner="micro", til_frames=4)
+    optim = OptimConfig(lr=1e-3, weight_decay=0.0, warmup_steps=20)
+    return TrainConfig(stage=stage, model=model, data=data, optim=optim, run=run, preset="micro")
+
+
+PRESETS = {"paper": _paper, "tiny": _tiny, "micro": _micro}
 
 _SECTIONS = {
     "model": ModelSource,

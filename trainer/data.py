@@ -463,14 +463,20 @@ def _attach(sample: dict[str, Any], counters: DataCounters) -> dict[str, Any]:
 
 
 def make_dataset(
-    config: DataConfig, *, rank: int | None = None, world_size: int | None = None
+    config: DataConfig,
+    *,
+    rank: int | None = None,
+    world_size: int | None = None,
+    shard_list: Sequence[tuple[str, int]] | None = None,
 ) -> IterableDataset:
     """The sample stream of one rank as a ``webdataset.DataPipeline`` (a torch IterableDataset).
 
     Shards from the manifest are permuted by ``config.seed`` (when ``shuffle_buffer`` > 0) and
     split ``rank::world_size``, so ranks read disjoint shards. One-pass mode then splits this
     rank's shards across data-loader workers; resampled mode draws from them with replacement,
-    seeded per worker. ``rank``/``world_size`` default to ``resolve_rank``.
+    seeded per worker. ``rank``/``world_size`` default to ``resolve_rank``. ``shard_list``:
+    ``(path, filesize)`` pairs of ``list_shards`` to read instead of all of them (a held-out
+    split).
 
     Yields per sample: ``target``/``reference``/``masked_target`` (F, 3, R, R) float32 in [-1, 1],
     ``mask`` (F, 1, R, R) float32 in {0, 1}, ``fps`` () float32, ``frame_indices`` (F,) int64,
@@ -481,7 +487,7 @@ def make_dataset(
         ValueError: this rank gets no shard.
     """
     rank, world_size = resolve_rank(rank, world_size)
-    shards = list_shards(config.shards)
+    shards = list(shard_list) if shard_list is not None else list_shards(config.shards)
     order_seed = config.seed if config.shuffle_buffer > 0 else None
     mine = split_for_rank(shards, rank, world_size, seed=order_seed)
     if not mine:
@@ -499,7 +505,11 @@ def make_dataset(
 
 
 def make_loader(
-    config: DataConfig, *, rank: int | None = None, world_size: int | None = None
+    config: DataConfig,
+    *,
+    rank: int | None = None,
+    world_size: int | None = None,
+    shard_list: Sequence[tuple[str, int]] | None = None,
 ) -> DataLoader:
     """Batches of ``make_dataset`` samples: ``target``, ``reference``, ``masked_target``
     (B, F, 3, R, R), ``mask`` (B, F, 1, R, R), ``fps`` (B,), ``frame_indices`` (B, F),
@@ -509,7 +519,7 @@ def make_loader(
     smaller than ``batch_size``.
     """
     return DataLoader(
-        make_dataset(config, rank=rank, world_size=world_size),
+        make_dataset(config, rank=rank, world_size=world_size, shard_list=shard_list),
         batch_size=config.batch_size,
         num_workers=config.num_workers,
         pin_memory=torch.cuda.is_available(),

@@ -5,10 +5,11 @@ Run directory::
     RUN/config.json            resolved configuration and code version
     RUN/metrics.jsonl          one line per logged step (loss terms, lr, throughput, data skips)
     RUN/deviation.jsonl        the stereo deviation strength s of every training sample, per step
+    RUN/validation.jsonl       held-out denoising loss at fixed draws (``run.validation_shards``)
     RUN/tensorboard/           the same scalars plus preview images
     RUN/previews/step_N.png    x1~ | x2 | denoised estimate | x1 for held-out samples
     RUN/checkpoints/step_N/    trainable weights, optimizer, scheduler, RNG, step
-    RUN/components/            tiny random components (``tiny`` preset only)
+    RUN/components/            random components (``tiny`` and ``micro`` presets only)
 
 Multi-GPU / multi-node: ``accelerate launch --num_processes 8 -m trainer.cli fit ...`` or
 ``torchrun --nproc_per_node 8 -m trainer.cli fit ...``; each rank reads different shards.
@@ -37,6 +38,7 @@ from trainer.deviation import DeviationLog
 from trainer.objective import encode_batch, training_loss
 from trainer.preview import write_preview
 from trainer.stages import build_model, configure_stage
+from trainer.validation import ValidationLog, validation_loss, validation_set
 
 
 class NonFiniteLossError(RuntimeError):
@@ -133,7 +135,7 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
 
     with accelerator.main_process_first():  # the tiny preset writes its components once
         model = build_model(config, run_dir)
-    parameters = configure_stage(model, config.stage)
+    parameters = configure_stage(model, config.stage, til=config.model.til)
     if run.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
         model.refiner.enable_gradient_checkpointing()
@@ -169,9 +171,29 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
         consumed = 0 if checkpoint is None else consumed
 
     deviations = DeviationLog(run_dir)
+    validations = ValidationLog(run_dir)
     if accelerator.is_main_process:
         accelerator.init_trackers("tensorboard", config={"stage": config.stage})
         deviations.truncate(start_step)  # a resumed run redoes the steps after its checkpoint
+        validations.truncate(start_step)
+    validate = run.validation_shards is not None and accelerator.is_main_process
+    held_out = None
+    if validate:  # a DataLoader draws its seed from the global RNG: keep it out of training's
+        with torch.random.fork_rng(devices=[]):
+            held_out = validation_set(core, config)
+
+    def record_validation(at: int) -> None:
+        # Fixed draws from its own generators: validating cannot change the training stream.
+        with torch.random.fork_rng(devices=[]), accelerator.autocast():
+            values = validation_loss(core, held_out, config)
+        validations.append(at, values)
+        logged = {
+            f"validation/{k}": v for k, v in values.items() if k != "samples" and v is not None
+        }
+        accelerator.log(logged, step=at)
+
+    if validate and start_step == 0:
+        record_validation(0)
     metrics = run_dir / "metrics.jsonl"
     losses: list[float] = []
     counters = DataCounters()  # skips reported by the data workers, summed over this run
@@ -270,6 +292,19 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
                 )
         if run.preview_every and step % run.preview_every == 0 and accelerator.is_main_process:
             write_preview(core, config, run_dir, step, accelerator)
+        if validate and (
+            step == run.steps or (run.validation_every and step % run.validation_every == 0)
+        ):
+            record_validation(step)
+    if step == 0 and checkpoint is None:
+        # `--steps 0`: the initial weights as a checkpoint, so `trainer export` exports the
+        # untrained model (the baseline row of an evaluation).
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            state = {"skipped_steps": 0, "batches": 0}
+            save_checkpoint(
+                run_dir, 0, core, optimizer, scheduler, state, ema, run.keep_checkpoints
+            )
     progress.close()
     accelerator.end_training()
     return FitResult(run_dir, step, losses, skipped)

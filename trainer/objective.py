@@ -12,7 +12,7 @@ timestep ``0.25 ln s``, ``z0_hat = c_out F(c_in z_s) + c_skip z_s``, weight ``(1
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +63,8 @@ def encode_batch(
         batch["masked_target"].shape, device=device, generator=generator
     )
     masked = model.encode_images(_flat(noisy_masked)).unflatten(0, (b, f))
-    mask = F.max_pool2d(_flat(batch["mask"]), kernel_size=8).unflatten(0, (b, f))
+    mask = F.max_pool2d(_flat(batch["mask"]), kernel_size=model.vae_scale_factor)
+    mask = mask.unflatten(0, (b, f))
     # The first reference frame stands for the clip, as SVD's single conditioning image does.
     embeddings = model.image_embeddings(reference[:, 0])
     return Conditioning(z0, z_ref, masked, mask, embeddings, strength)
@@ -78,6 +79,46 @@ class LossTerms:
     """(B,) noise levels of the step, for logging."""
     deviation: Tensor
     """(B,) stereo deviation strength s(z0, z_ref) of the samples (Eq. 4), for the run's record."""
+
+
+def added_time_ids(config: LossConfig, noise_strength: Tensor) -> Tensor:
+    """SVD's added time ids (B, 3): [fps - 1, motion_bucket_id, conditioning noise strength]."""
+    b, device = noise_strength.shape[0], noise_strength.device
+    return torch.stack(
+        [
+            torch.full((b,), float(config.fps - 1), device=device),
+            torch.full((b,), float(config.motion_bucket_id), device=device),
+            noise_strength,
+        ],
+        dim=1,
+    )
+
+
+def edm_denoised(
+    model: SpatialDreamerModel,
+    noisy: Tensor,
+    sigma: Tensor,
+    cond: Conditioning,
+    config: LossConfig,
+    deviation: Tensor,
+) -> Tensor:
+    """z0_hat = c_out F(c_in z_s; ...) + c_skip z_s (EDM, sigma_data = 1): (B, F, 4, h, w) float.
+
+    noisy: (B, F, 4, h, w) z0 + sigma * noise; sigma: (B,); deviation: (B,) s(z0, z_ref).
+    """
+    s = sigma.view(-1, 1, 1, 1, 1)
+    c_in, c_skip, c_out = 1 / (s**2 + 1).sqrt(), 1 / (s**2 + 1), -s / (s**2 + 1).sqrt()
+    output = model(
+        noisy * c_in,
+        0.25 * sigma.log(),
+        cond.masked,
+        cond.mask,
+        cond.reference,
+        cond.embeddings,
+        added_time_ids(config, cond.noise_strength),
+        deviation=deviation,
+    )
+    return output.float() * c_out + noisy * c_skip
 
 
 def training_loss(
@@ -96,7 +137,6 @@ def training_loss(
     s = sigma.view(b, 1, 1, 1, 1)
     noise = torch.randn(z0.shape, device=device, generator=generator, dtype=z0.dtype)
     noisy = z0 + s * noise
-    c_in, c_skip, c_out = 1 / (s**2 + 1).sqrt(), 1 / (s**2 + 1), -s / (s**2 + 1).sqrt()
 
     # Conditioning dropout for classifier-free guidance: the reference embedding and the masked
     # view are dropped independently.
@@ -106,26 +146,11 @@ def training_loss(
     masked = cond.masked * keep_image.view(b, 1, 1, 1, 1)
     mask = cond.mask * keep_image.view(b, 1, 1, 1, 1)
 
-    added_time_ids = torch.stack(
-        [
-            torch.full((b,), float(config.fps - 1), device=device),
-            torch.full((b,), float(config.motion_bucket_id), device=device),
-            cond.noise_strength,
-        ],
-        dim=1,
-    )
     deviation = deviation_strength(z0, cond.reference)
-    output = model(
-        noisy * c_in,
-        0.25 * sigma.log(),
-        masked,
-        mask,
-        cond.reference,
-        embeddings,
-        added_time_ids,
-        deviation=deviation,
-    )
-    denoised = output.float() * c_out + noisy * c_skip
+    denoised = edm_denoised(
+        model, noisy, sigma, replace(cond, masked=masked, mask=mask, embeddings=embeddings),
+        config, deviation,
+    )  # fmt: skip
     weight = (1 + sigma**2) / sigma**2
     denoise = (weight * ((denoised - z0) ** 2).flatten(1).mean(1)).mean()
     stereo = ((deviation - deviation_strength(denoised, cond.reference)) ** 2).mean()
@@ -139,27 +164,8 @@ def denoised_preview(
 ) -> Tensor:
     """One-step denoised estimate z0_hat at a fixed noise level (for run previews): (B,F,4,h,w)."""
     z0 = cond.target
-    b = z0.shape[0]
     generator = torch.Generator(device=z0.device).manual_seed(0)
     noise = torch.randn(z0.shape, device=z0.device, generator=generator, dtype=z0.dtype)
-    s = torch.full((b,), sigma, device=z0.device)
-    noisy = z0 + sigma * noise
-    added_time_ids = torch.stack(
-        [
-            torch.full((b,), float(config.fps - 1), device=z0.device),
-            torch.full((b,), float(config.motion_bucket_id), device=z0.device),
-            cond.noise_strength,
-        ],
-        dim=1,
-    )
-    output = model(
-        noisy / (sigma**2 + 1) ** 0.5,
-        0.25 * s.log(),
-        cond.masked,
-        cond.mask,
-        cond.reference,
-        cond.embeddings,
-        added_time_ids,
-        deviation=deviation_strength(z0, cond.reference),
-    )
-    return output.float() * (-sigma / (sigma**2 + 1) ** 0.5) + noisy / (sigma**2 + 1)
+    sigmas = torch.full((z0.shape[0],), sigma, device=z0.device)
+    deviation = deviation_strength(z0, cond.reference)
+    return edm_denoised(model, z0 + sigma * noise, sigmas, cond, config, deviation)

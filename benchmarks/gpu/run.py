@@ -1,7 +1,8 @@
 """The GPU run: check the machine, then run every GPU benchmark part under its own time budget.
 
-    python -m benchmarks.gpu.run --out DIR [--smoke] [--parts dvg,train,convert,micro]
+    python -m benchmarks.gpu.run --out DIR [--smoke] [--parts dvg,train,convert]
                                  [--deadline 450] [--work DIR]
+    python -m benchmarks.gpu.run --out DIR --parts micro --deadline 540   # its own call
 
 (``bash benchmarks/gpu/run.sh`` installs the carried wheels first and calls this.) Each part is
 one of the benchmark scripts run in its own process group with a JSON file it rewrites after
@@ -54,6 +55,8 @@ class Part:
     module: str | None
     gpu_args: tuple[str, ...]
     smoke_args: tuple[str, ...]
+    own_call: bool = False
+    """Too long to share a device call: runs only when ``--parts`` names it."""
 
 
 PARTS: tuple[Part, ...] = (
@@ -92,19 +95,20 @@ PARTS: tuple[Part, ...] = (
         ("--spatialdreamer", "--model-size", "tiny", "--rows", "128:fp32",
          "--frames", "8", "--steps", "1", "--models", "{work}/models"),
     ),
-    # The micro reproduction of issue 13 at GPU size. Wiring it in is one line: set ``module``
-    # to its entry point (run as ``python -m module *args --json FILE``, writing
-    # {"rows": [...], "markdown": "..."} like the other benchmark scripts).
+    # The micro reproduction of issue 13 at GPU size (benchmarks/micro.py --scale gpu): the
+    # whole chain, minutes on its own, so it gets a device call of its own (--parts micro).
     Part(
         "micro",
         "micro-gpu",
         "micro reproduction at GPU size (gpu)",
         60,
-        None,
-        ("--size", "gpu"),
-        ("--size", "smoke"),
+        "benchmarks.micro",
+        ("--scale", "gpu", "--out", "{work}/micro", "--overwrite"),
+        ("--scale", "smoke", "--out", "{work}/micro", "--overwrite"),
+        own_call=True,
     ),
 )  # fmt: skip
+OWN_CALL = "skipped: runs in a device call of its own (--parts {name})"
 
 
 def available(part: Part) -> bool:
@@ -244,14 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="results folder ($OUT)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU")
-    parser.add_argument("--parts", default=",".join(p.name for p in PARTS))
+    parser.add_argument("--parts", help="comma-separated parts (default: all but the "
+                        "own-call ones, which are reported as skipped)")  # fmt: skip
     parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE,
                         help="seconds from the start by which every part has ended")  # fmt: skip
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
     args = parser.parse_args(argv)
     start = time.monotonic()
-    chosen = [p for p in PARTS if p.name in args.parts.split(",")]
-    unknown = set(args.parts.split(",")) - {p.name for p in PARTS}
+    named = args.parts.split(",") if args.parts else None
+    chosen = [p for p in PARTS if named is None or p.name in named]
+    unknown = set(named or ()) - {p.name for p in PARTS}
     if unknown:
         parser.error(f"unknown part(s) {sorted(unknown)}; known: {[p.name for p in PARTS]}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -268,22 +274,26 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="spatialdreamer-gpu-"))
     try:
-        failed = run_parts(chosen, args, work, start, command)
+        failed = run_parts(chosen, args, work, start, command, named=named)
     finally:
         if args.work is None:  # gigabytes of random weights
             shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 
 
-def run_parts(chosen: list[Part], args, work: Path, start: float, command: str) -> bool:
-    """Run the chosen parts in order against the deadline; True when one did not end well."""
-    runnable = [p for p in chosen if available(p)]
+def run_parts(chosen: list[Part], args, work: Path, start: float, command: str, named=None) -> bool:
+    """Run the chosen parts in order against the deadline; True when one did not end well.
+    Own-call parts run only when ``named`` (the ``--parts`` list) names them."""
+    own_call = [p for p in chosen if p.own_call and p.name not in (named or ())]
+    runnable = [p for p in chosen if available(p) and p not in own_call]
     last = runnable[-1] if runnable else None
     spare, failed = 0.0, False
     for part in chosen:
         left = args.deadline - (time.monotonic() - start)
         seconds = left if (part is last or args.smoke) else min(part.budget + spare, left)
-        if part not in runnable:
+        if part in own_call:
+            record = {"part": part.name, "status": OWN_CALL.format(name=part.name)}
+        elif part not in runnable:
             record = {"part": part.name, "status": "skipped: not available"}
         elif seconds < 20:
             record = {"part": part.name, "status": "skipped: out of time"}

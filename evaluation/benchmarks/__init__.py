@@ -1,5 +1,5 @@
-"""Benchmarks, by name: ``synthetic``, ``realestate10k``, ``video`` and ``stereo`` (see
-docs/evaluation.md)."""
+"""Benchmarks, by name: ``synthetic``, ``realestate10k``, ``video``, ``stereo`` and ``micro``
+(see docs/evaluation.md)."""
 
 from evaluation.benchmarks.base import Pair, Sample, score, summarise
 from evaluation.benchmarks.realestate10k import (
@@ -12,7 +12,7 @@ from evaluation.benchmarks.realestate10k import (
 from evaluation.benchmarks.synthetic import SyntheticConfig, synthetic_pairs
 
 IMAGE_BENCHMARKS = {"synthetic": synthetic_pairs, "realestate10k": realestate10k_pairs}
-BENCHMARKS = ("synthetic", "realestate10k", "video", "stereo")
+BENCHMARKS = ("synthetic", "realestate10k", "video", "stereo", "micro")
 
 __all__ = [
     "BENCHMARKS",

@@ -84,6 +84,11 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
     h, w = a.shape[-2:]
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
         raise ValueError(f"ssim needs H, W >= {SSIM_WINDOW}, got {(h, w)}")
+    return _valid_ssim_map(a, b).flatten(2).mean(dim=2).mean(dim=1)
+
+
+def _valid_ssim_map(a: Tensor, b: Tensor) -> Tensor:
+    """(N, C, H - 10, W - 10) SSIM map of the pixels whose whole window lies inside the images."""
     dtype = _working_dtype(a)
     a, b = a.to(dtype), b.to(dtype)
     taps = gaussian_window(dtype=dtype, device=a.device)
@@ -102,7 +107,72 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
     var_b = e_bb - mu_b.square()
     cov = e_ab - mu_a * mu_b
     c1, c2 = SSIM_K1**2, SSIM_K2**2
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+    return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
         (mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2)
     )
-    return ssim_map.flatten(2).mean(dim=2).mean(dim=1)
+
+
+def ssim_map(a: Tensor, b: Tensor) -> Tensor:
+    """The SSIM map of :func:`ssim` at every pixel, averaged over channels: (N, H, W).
+
+    The images are reflect-padded by the window radius first (torch's reflect, which mirrors
+    without repeating the edge pixel), so the map covers the border too; away from the 5-pixel
+    border strip it equals the map :func:`ssim` averages, so
+    ``ssim_map(a, b)[:, 5:-5, 5:-5].mean((1, 2)) == ssim(a, b)``.
+    """
+    check_image_pair(a, b, channels=None)
+    h, w = a.shape[-2:]
+    if h < SSIM_WINDOW or w < SSIM_WINDOW:
+        raise ValueError(f"ssim_map needs H, W >= {SSIM_WINDOW}, got {(h, w)}")
+    radius = SSIM_WINDOW // 2
+    pads = (radius, radius, radius, radius)
+    dtype = _working_dtype(a)
+    padded = [F.pad(x.to(dtype), pads, mode="reflect") for x in (a, b)]
+    return _valid_ssim_map(*padded).mean(dim=1)
+
+
+def _region(mask: Tensor, like: Tensor) -> Tensor:
+    """mask (N, 1, H, W) or (N, H, W) bool -> (N, H, W) float weights on ``like``'s device."""
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be bool, got {mask.dtype}")
+    if mask.ndim == 4:
+        mask = mask[:, 0]
+    if mask.ndim != 3 or (mask.shape[0], *mask.shape[-2:]) != (like.shape[0], *like.shape[-2:]):
+        raise ValueError(
+            f"mask must be (N, 1, H, W) or (N, H, W) matching {tuple(like.shape)}, "
+            f"got {tuple(mask.shape)}"
+        )
+    return mask.to(device=like.device, dtype=_working_dtype(like))
+
+
+def masked_psnr(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
+    """PSNR over the pixels of ``mask`` only (e.g. the disoccluded holes): ``10 log10(1 / MSE)``
+    with the MSE over the masked pixels and all channels.
+
+    Args:
+        a, b: (N, C, H, W) in [0, 1]; mask: (N, 1, H, W) or (N, H, W) bool.
+
+    Returns:
+        (N,) in dB; ``inf`` where the masked pixels are identical, NaN where the mask is empty.
+    """
+    check_image_pair(a, b, channels=None)
+    weight = _region(mask, a)
+    dtype = _working_dtype(a)
+    squared = (a.to(dtype) - b.to(dtype)).square().mean(dim=1)
+    count = weight.flatten(1).sum(dim=1)
+    mse = (squared * weight).flatten(1).sum(dim=1) / count
+    return torch.where(count > 0, 10.0 * torch.log10(1.0 / mse), torch.nan)
+
+
+def masked_ssim(a: Tensor, b: Tensor, mask: Tensor) -> Tensor:
+    """Mean of :func:`ssim_map` over the pixels of ``mask`` (each pixel's SSIM still looks at
+    its 11 x 11 window, known pixels around a hole included).
+
+    Returns:
+        (N,); NaN where the mask is empty.
+    """
+    values = ssim_map(a, b)
+    weight = _region(mask, values)
+    count = weight.flatten(1).sum(dim=1)
+    mean = (values * weight).flatten(1).sum(dim=1) / count.clamp(min=1)
+    return torch.where(count > 0, mean, torch.nan)

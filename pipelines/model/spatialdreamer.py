@@ -36,6 +36,7 @@ from .config import (
 )
 from .deviation import DeviationEmbedding
 from .loading import load_component, load_optional_component, refiner_subfolder
+from .micro import vae_scale_factor
 from .reference_attention import ReferencePair, pair_reference_attention
 from .til import TemporalInteraction
 
@@ -300,6 +301,11 @@ class SpatialDreamerModel(nn.Module):
         return self
 
     # ----------------------------------------------------------------------- conditioning
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent cell: 8 for SVD's VAE, 2 for the micro preset's stage-0 VAE."""
+        return vae_scale_factor(self.vae)
+
     @contextlib.contextmanager
     def _vae_precision(self) -> Iterator[torch.dtype]:
         """Run the VAE in float32 when it is half precision and its config sets ``force_upcast``
@@ -321,7 +327,8 @@ class SpatialDreamerModel(nn.Module):
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (N, 3, H, W) in [-1, 1] -> latents (N, 4, H/8, W/8) x vae scaling_factor.
+        """images: (N, 3, H, W) in [-1, 1] -> latents (N, 4, H/k, W/k) x vae scaling_factor, k =
+        ``vae_scale_factor``.
 
         Uses the posterior mode (deterministic), as SVD does for its conditioning latents.
         """
@@ -332,7 +339,8 @@ class SpatialDreamerModel(nn.Module):
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """latents: (N, 4, h, w) as encode_images gives, N = clips x frames -> (N, 3, 8h, 8w)."""
+        """latents: (N, 4, h, w) as encode_images gives, N = clips x frames -> (N, 3, kh, kw), k =
+        ``vae_scale_factor``."""
         with self._vae_precision() as vae_dtype:
             scaled = latents.to(vae_dtype) / self.vae.config.scaling_factor
             return self.vae.decode(scaled, num_frames=num_frames).sample

@@ -50,19 +50,7 @@ def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
     """
     path = Path(path)
     torch.manual_seed(seed)
-    unet = UNetSpatioTemporalConditionModel(
-        sample_size=32,
-        in_channels=8,
-        out_channels=4,
-        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
-        block_out_channels=TINY_BLOCK_OUT_CHANNELS,
-        layers_per_block=2,
-        cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
-        num_attention_heads=TINY_HEADS,
-        addition_time_embed_dim=32,
-        projection_class_embeddings_input_dim=96,
-    )
+    unet = tiny_svd_unet()
     vae = AutoencoderKLTemporalDecoder(
         down_block_types=("DownEncoderBlock2D",) * 4,
         block_out_channels=(32, 32, 32, 32),
@@ -70,6 +58,40 @@ def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
         latent_channels=4,
         sample_size=64,
     )
+    image_encoder, feature_extractor = tiny_image_encoder()
+    return save_svd_layout(path, unet, vae, image_encoder, feature_extractor)
+
+
+def tiny_svd_unet(
+    sample_size: int = 32,
+    block_out_channels: tuple[int, ...] = TINY_BLOCK_OUT_CHANNELS,
+    layers_per_block: int = 2,
+    down_block_types: tuple[str, ...] = (
+        "CrossAttnDownBlockSpatioTemporal",
+        "DownBlockSpatioTemporal",
+    ),
+    up_block_types: tuple[str, ...] = ("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+    heads: int = TINY_HEADS,
+) -> UNetSpatioTemporalConditionModel:
+    """A random SVD-layout denoising U-Net (8 input channels); by default cross-attention at full
+    latent resolution, pairing 1:1 with ``tiny_sd_unet`` of the same channels."""
+    return UNetSpatioTemporalConditionModel(
+        sample_size=sample_size,
+        in_channels=8,
+        out_channels=4,
+        down_block_types=down_block_types,
+        up_block_types=up_block_types,
+        block_out_channels=block_out_channels,
+        layers_per_block=layers_per_block,
+        cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
+        num_attention_heads=heads,
+        addition_time_embed_dim=32,
+        projection_class_embeddings_input_dim=96,
+    )
+
+
+def tiny_image_encoder() -> tuple[CLIPVisionModelWithProjection, CLIPImageProcessor]:
+    """A random CLIP image encoder (32x32 input, 32-d embedding) and its feature extractor."""
     image_encoder = CLIPVisionModelWithProjection(
         CLIPVisionConfig(
             hidden_size=32,
@@ -81,8 +103,7 @@ def save_tiny_svd(path: str | Path, seed: int = 0) -> Path:
             patch_size=4,
         )
     )
-    feature_extractor = CLIPImageProcessor(crop_size=32, size=32)
-    return save_svd_layout(path, unet, vae, image_encoder, feature_extractor)
+    return image_encoder, CLIPImageProcessor(crop_size=32, size=32)
 
 
 def save_svd_layout(
@@ -133,18 +154,29 @@ def save_tiny_sd(path: str | Path, seed: int = 0, layout: str = "matching") -> P
         raise ValueError(f"save_tiny_sd: layout must be 'matching' or 'mismatched', got {layout!r}")
     path = Path(path)
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=32,
+    tiny_sd_unet(down, up).save_pretrained(path / "unet")
+    return path
+
+
+def tiny_sd_unet(
+    down_block_types: tuple[str, ...] = ("CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types: tuple[str, ...] = ("UpBlock2D", "CrossAttnUpBlock2D"),
+    sample_size: int = 32,
+    block_out_channels: tuple[int, ...] = TINY_BLOCK_OUT_CHANNELS,
+    layers_per_block: int = 2,
+    heads: int = TINY_HEADS,
+) -> UNet2DConditionModel:
+    """A random SD2.1-layout U-Net (linear projections, heads given as attention_head_dim)."""
+    return UNet2DConditionModel(
+        sample_size=sample_size,
         in_channels=4,
         out_channels=4,
-        down_block_types=down,
-        up_block_types=up,
-        block_out_channels=TINY_BLOCK_OUT_CHANNELS,
-        layers_per_block=2,
+        down_block_types=down_block_types,
+        up_block_types=up_block_types,
+        block_out_channels=block_out_channels,
+        layers_per_block=layers_per_block,
         cross_attention_dim=TINY_CROSS_ATTENTION_DIM,
         # diffusers reads SD2.x's attention_head_dim as the number of heads.
-        attention_head_dim=TINY_HEADS,
+        attention_head_dim=heads,
         use_linear_projection=True,
     )
-    unet.save_pretrained(path / "unet")
-    return path

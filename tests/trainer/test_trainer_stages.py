@@ -52,3 +52,14 @@ def test_stage_2_trains_temporal_layers_and_til_only(components):
     assert names(model, "til")
     # Frozen throughout: VAE and CLIP image encoder.
     assert not any(n.startswith(("vae.", "image_encoder.")) for n in trainable)
+
+
+def test_stage_2_without_til_trains_the_temporal_layers_alone(components):
+    """The ablation of model.til = false: the same temporal layers, no TIL modules."""
+    model = SpatialDreamerModel.from_components(ModelConfig(*components))
+    configure_stage(model, 2, til=False)
+    trainable = set(trainable_names(model))
+    assert trainable == {n for n in names(model, "unet") if TEMPORAL.search(n)}
+    model.enable_til()
+    with pytest.raises(ValueError, match="without TIL"):
+        configure_stage(model, 2, til=False)

@@ -1,0 +1,72 @@
+"""Stage 0 (`trainer fit-vae`): the VAE learns on the shards' frames, is measured on held-out
+shards and loads as diffusers' AutoencoderKLTemporalDecoder (SVD's VAE class)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diffusers import AutoencoderKLTemporalDecoder
+
+from trainer.vae import REPORT_NAME, VAEConfig, fit_vae, load_runs, psnr, split_shards
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def vae_run(dvg_shards, tmp_path_factory) -> Path:
+    """150 steps at 32 px, factor 2, measured on both shards (two scenes are too few to learn
+    one from the other in seconds; the default split is tested below)."""
+    out = tmp_path_factory.mktemp("vae") / "vae"
+    config = VAEConfig(
+        shards=str(dvg_shards), held_out=str(dvg_shards), steps=150, resolution=32,
+        batch_size=2, num_frames=2, warmup_steps=10, eval_every=75,
+    )  # fmt: skip
+    fit_vae(config, out)
+    return out
+
+
+def test_held_out_error_falls_and_is_reported(vae_run, dvg_shards):
+    report = json.loads((vae_run / REPORT_NAME).read_text())
+    held, initial = report["held_out"], report["initial"]
+    assert held["psnr_mean"] > initial["psnr_mean"] + 5.0
+    # Both views (x1, x2) of the four clips, 2 frames each.
+    assert held["frames"] == initial["frames"] == 16
+    assert held["psnr_std"] >= 0
+    assert [point["step"] for point in report["curve"]] == [0, 75, 150]
+    assert report["held_out_shards"] == [str(dvg_shards / f"00000{i}.tar") for i in (0, 1)]
+    assert report["latent_shape"] == [4, 16, 16]
+
+
+def test_the_folder_loads_as_svds_vae_class_and_reproduces_the_report(vae_run, dvg_shards):
+    vae = AutoencoderKLTemporalDecoder.from_pretrained(vae_run)
+    assert (vae_run / "diffusion_pytorch_model.safetensors").is_file()
+    assert 2 ** (len(vae.config.block_out_channels) - 1) == 2
+    assert vae.config.latent_channels == 4 and vae.config.sample_size == 32
+    report = json.loads((vae_run / REPORT_NAME).read_text())
+    assert vae.config.scaling_factor == pytest.approx(report["scaling_factor"])
+    config = VAEConfig(**{**report["config"], "shards": str(dvg_shards)})
+    _, held = split_shards(config)
+    values = psnr(vae.eval(), load_runs(config, held, 1, config.held_out_runs))
+    assert float(np.mean(values)) == pytest.approx(report["held_out"]["psnr_mean"], abs=1e-3)
+
+
+def test_held_out_split_and_bad_settings_are_clear_errors(dvg_shards, tmp_path):
+    train, held = split_shards(VAEConfig(shards=str(dvg_shards)))
+    assert [Path(u).name for u, _ in train] == ["000000.tar"]
+    assert [Path(u).name for u, _ in held] == ["000001.tar"]
+    train, held = split_shards(VAEConfig(shards=str(dvg_shards), held_out=str(dvg_shards)))
+    assert len(train) == len(held) == 2
+    with pytest.raises(ValueError, match="downsample must be 2, 4 or 8"):
+        VAEConfig(shards=str(dvg_shards), downsample=3)
+    result = subprocess.run(
+        [str(BIN / "trainer"), "fit-vae", str(dvg_shards), "--out", str(tmp_path / "v"),
+         "--downsample", "3"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "downsample must be 2, 4 or 8" in result.stderr
