@@ -319,10 +319,11 @@ def evaluate(chain: Chain, scale: Scale, models: list[tuple[str, str]]) -> dict[
     return json.loads((chain.out / "evaluation" / "results.json").read_text())
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def validation_records(out: Path, label: str) -> list[dict[str, Any]]:
+    """The RUN/validation.jsonl records of run ``label``."""
+    from trainer.validation import ValidationLog
+
+    return ValidationLog(out / "runs" / label).read()
 
 
 def run_steps(out: Path, label: str) -> int:
@@ -341,7 +342,7 @@ def learning_curves(out: Path, labels: list[str]) -> Path | None:
 
     curves = {}
     for label in labels:
-        records = read_jsonl(out / "runs" / label / "validation.jsonl")
+        records = validation_records(out, label)
         config = json.loads((out / "configs" / f"{label}.json").read_text())
         offset = stage1_steps if config.get("stage") == 2 else 0
         if records:
@@ -372,7 +373,7 @@ def validation_summary(out: Path, labels: list[str]) -> list[dict[str, Any]]:
     """First and last held-out loss of every trained run."""
     rows = []
     for label in labels:
-        records = read_jsonl(out / "runs" / label / "validation.jsonl")
+        records = validation_records(out, label)
         if len(records) >= 2:
             first, last = records[0], records[-1]
             rows.append({"run": label, "first_step": first["step"], "last_step": last["step"],
@@ -388,7 +389,7 @@ def _find(rows: list[dict[str, Any]], method: str) -> dict[str, Any] | None:
 
 def at_step(out: Path, label: str, step: int) -> dict[str, Any] | None:
     """The validation record of run ``label`` at ``step`` (None when it did not validate then)."""
-    records = read_jsonl(out / "runs" / label / "validation.jsonl")
+    records = validation_records(out, label)
     return next((r for r in records if r["step"] == step), None)
 
 
@@ -420,7 +421,7 @@ def headline(rows: list[dict[str, Any]], out: Path) -> list[str]:
             continue
         line = (f"- {ablation.label} ({ablation.what}): hole PSNR {value:.2f} dB, "
                 f"{value - base:+.2f} dB against {ablation.compare_with}")  # fmt: skip
-        mine = read_jsonl(out / "runs" / ablation.label / "validation.jsonl")
+        mine = validation_records(out, ablation.label)
         reference = None
         if mine and ablation.same_validation:
             reference = at_step(out, ablation.compare_with, mine[-1]["step"])

@@ -10,14 +10,14 @@ which strengths the model has seen.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from trainer.step_log import StepLog
 
 LOG_NAME = "deviation.jsonl"
 
@@ -43,41 +43,25 @@ class DeviationSummary:
         return cls(float(median), float(low), float(high), int(data.size))
 
 
-class DeviationLog:
+class DeviationLog(StepLog):
     """``RUN/deviation.jsonl``: ``{"step": n, "values": [s, ...]}`` per optimisation step."""
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.path = Path(run_dir) / LOG_NAME
+        super().__init__(run_dir, LOG_NAME)
 
     def append(self, step: int, values: Iterable[float]) -> None:
-        record = {"step": int(step), "values": [round(float(v), 6) for v in values]}
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        super().append(step, {"values": [round(float(v), 6) for v in values]})
 
     def records(self, up_to_step: int | None = None) -> list[tuple[int, list[float]]]:
         """``(step, values)`` per logged step (<= ``up_to_step``), in file order; a line cut by
         a kill mid-write is ignored."""
-        if not self.path.is_file():
-            return []
         out = []
-        for line in self.path.read_text().splitlines():
+        for record in self.read(up_to_step):
             try:
-                record = json.loads(line)
-                step, values = int(record["step"]), [float(v) for v in record["values"]]
+                out.append((record["step"], [float(v) for v in record["values"]]))
             except (ValueError, KeyError, TypeError):
                 continue
-            if up_to_step is None or step <= up_to_step:
-                out.append((step, values))
         return out
-
-    def truncate(self, step: int) -> None:
-        """Keep the records of steps <= ``step`` (a resumed run redoes the later ones)."""
-        if not self.path.is_file():
-            return
-        kept = [json.dumps({"step": s, "values": v}) + "\n" for s, v in self.records(step)]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, self.path)
 
     def summary(self, up_to_step: int | None = None) -> DeviationSummary | None:
         """The distribution of every logged s up to ``up_to_step``; None when nothing is logged."""

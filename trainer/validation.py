@@ -18,7 +18,6 @@ when the samples hold no occluded cell. The data transforms (``data.mirror``,
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from pipelines.model import SpatialDreamerModel, deviation_strength
 from trainer.config import TrainConfig
 from trainer.data import make_loader
 from trainer.objective import Conditioning, edm_denoised, encode_batch
+from trainer.step_log import StepLog
 
 # Standard-normal quantiles of log sigma ~ N(p_mean, p_std) at which the loss is measured.
 VALIDATION_QUANTILES = (-1.5, -0.5, 0.5, 1.5)
@@ -107,23 +107,8 @@ def validation_loss(
     }
 
 
-class ValidationLog:
+class ValidationLog(StepLog):
     """RUN/validation.jsonl: one line per validation (step, loss, loss_mask, samples)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / VALIDATION_NAME
-
-    def append(self, step: int, values: dict) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps({"step": step, **values}) + "\n")
-
-    def records(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line]
-
-    def truncate(self, step: int) -> None:
-        """Drop the lines after ``step`` (a resumed run redoes those steps)."""
-        if self.path.exists():
-            kept = [r for r in self.records() if r["step"] <= step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__(run_dir, VALIDATION_NAME)

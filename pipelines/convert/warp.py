@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,21 +225,12 @@ class WarpStage:
         """frames: (F, H, W, 3) uint8 left views; ``context.source_indices`` (F,) increasing
         native indices, never going back beyond frames already seen; ``inverse_depth``: the
         window's :meth:`depth_of` when already computed -> :class:`WarpResult`."""
-        parts = list(self.chunks(frames, context, inverse_depth))
+        parts = [job() for job in self.batches(frames, context, inverse_depth)]
         return WarpResult(
             right=np.concatenate([p.right for p in parts]),
             holes=np.concatenate([p.holes for p in parts]),
             disparity=np.concatenate([p.disparity for p in parts]),
         )
-
-    def chunks(
-        self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
-    ) -> Iterator[WarpResult]:
-        """:meth:`__call__` as consecutive pieces of the window, each one render batch
-        (``render_batch`` / ``render_pixels``), yielded as soon as it is rendered, so later
-        stages can start on the first frames of a window while the rest is rendered."""
-        for job in self.batches(frames, context, inverse_depth):
-            yield job()
 
     def batches(
         self, frames: np.ndarray, context: DepthContext, inverse_depth: np.ndarray | None = None
