@@ -28,7 +28,8 @@ def run(
     ],
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation_output"),
     methods: Annotated[
-        list[str], typer.Option("--methods", help="oracle, warp-telea, warp-sd, spatialdreamer.")
+        list[str],
+        typer.Option("--methods", help="oracle, vae-oracle, warp-telea, warp-sd, spatialdreamer."),
     ] = ["oracle", "warp-telea"],  # noqa: B006 (typer needs a list default)
     data: Annotated[str | None, typer.Option(help="RealEstate10K folder.")] = None,
     pairs: Annotated[

@@ -3,6 +3,7 @@
 | method           | depth                                  | fill                                 |
 |------------------|----------------------------------------|--------------------------------------|
 | `oracle`         | ground-truth z-depth, exact            | the real target's pixels (a ceiling) |
+| `vae-oracle`     | ground-truth z-depth, exact            | the same through `--model`'s VAE     |
 | `warp-telea`     | depth backend, aligned by the protocol | OpenCV Telea                         |
 | `warp-sd`        | depth backend, aligned by the protocol | SD inpainting (dvg backend)          |
 | `spatialdreamer` | depth backend, aligned by the protocol | the exported model                   |
@@ -12,7 +13,9 @@ The depth backend is any of dvg's (``dpt`` by default; ``sidecar`` reads depth f
 videos; ``ground-truth`` uses the benchmark's true depth as relative depth of unknown scale).
 The ``oracle`` is not a method anyone can run: with exact depth and the target's own pixels in
 the holes, only the warp's resampling error is left, so it is the ceiling of every hole filler
-and the gap to it is what filling (and depth) loses. Every report row names both parts
+and the gap to it is what filling (and depth) loses. ``vae-oracle`` is the same target encoded
+and decoded by a model's frozen VAE and composited as the model's output is: what that model
+would give with exact latents, the ceiling its VAE puts on it. Every report row names both parts
 (``depth_label``, ``fill_label``).
 """
 
@@ -37,7 +40,15 @@ class MethodSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-METHOD_NAMES = ("oracle", "warp-telea", "warp-sd", "spatialdreamer")
+METHOD_NAMES = ("oracle", "vae-oracle", "warp-telea", "warp-sd", "spatialdreamer")
+ORACLES = ("oracle", "vae-oracle")
+"""Methods that read the real target (ceilings, not methods anyone can run)."""
+VAE_ORACLE_NOTE = (
+    "vae-oracle: exact depth and the real target encoded and decoded by the model's frozen VAE, "
+    "composited on the warped view as the model's output is (same decode chunks, context and "
+    "feathered margin): what the model would give with exact latents, so no model on that VAE "
+    "can score above it."
+)
 
 
 def method_spec(name: str, *, depth: BackendSpec | None, model: str | None = None) -> MethodSpec:
@@ -48,12 +59,12 @@ def method_spec(name: str, *, depth: BackendSpec | None, model: str | None = Non
         return MethodSpec(name, depth)
     if name == "warp-sd":
         return MethodSpec(name, depth, inpaint=BackendSpec("sd"))
-    if name == "spatialdreamer":
+    if name in ("spatialdreamer", "vae-oracle"):
         if model is None:
             raise ValueError(
-                "method spatialdreamer needs --model DIR (a directory written by `trainer export`)"
+                f"method {name} needs --model DIR (a directory written by `trainer export`)"
             )
-        return MethodSpec(name, depth, model=model)
+        return MethodSpec(name, None if name == "vae-oracle" else depth, model=model)
     raise ValueError(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
 
 
@@ -92,7 +103,7 @@ def parse_models(
 
 def depth_label(spec: MethodSpec) -> str:
     """Where a method's depth comes from, as a report row says it."""
-    if spec.name == "oracle":
+    if spec.name in ORACLES:
         return "ground truth, exact"
     if spec.depth is None:
         return "ground truth as relative depth"
@@ -104,6 +115,8 @@ def fill_label(spec: MethodSpec) -> str:
     """What fills a method's holes, as a report row says it."""
     if spec.name == "oracle":
         return "real target pixels (ceiling)"
+    if spec.name == "vae-oracle":
+        return f"real target pixels through the VAE of `{spec.model}` (its ceiling)"
     if spec.model is not None:
         return f"SpatialDreamer `{spec.model}`"
     return {"telea": "OpenCV Telea", "sd": "SD inpainting"}.get(
@@ -131,6 +144,15 @@ class Method:
     @property
     def is_oracle(self) -> bool:
         return self.spec.name == "oracle"
+
+    @property
+    def is_vae_oracle(self) -> bool:
+        return self.spec.name == "vae-oracle"
+
+    @property
+    def reads_target(self) -> bool:
+        """A ceiling (``ORACLES``): exact depth and the real target, no row without them."""
+        return self.spec.name in ORACLES
 
     @property
     def depth_label(self) -> str:
@@ -170,6 +192,8 @@ class Method:
         oracle copies the real ``target`` into them)."""
         if self.is_oracle:
             return np.where(holes[..., None], target, warped)
+        if self.is_vae_oracle:
+            return self.pipeline.vae_round_trip(target[None], warped[None], holes[None])[0]
         if self.pipeline is not None:
             out = self.pipeline.right_views(
                 left=source[None], warped=warped[None], holes=holes[None]
@@ -188,9 +212,11 @@ class Method:
         """Complete the warped right views of a whole clip, (F, H, W, 3) uint8 given (F, H, W)
         holes: a SpatialDreamer model sees the clip as a video (its windows and TIL),
         ``sampling`` goes to its pipeline (``steps``, ``seed``...); the oracle copies the exact
-        ``right`` views into the holes."""
+        ``right`` views into the holes, the VAE oracle their VAE round trip."""
         if self.is_oracle:
             return np.where(holes[..., None], right, warped)
+        if self.is_vae_oracle:
+            return self.pipeline.vae_round_trip(right, warped, holes)
         if self.pipeline is not None:
             return self.pipeline.right_views(left=left, warped=warped, holes=holes, **sampling)
         return self.inpaint.inpaint(warped, holes)

@@ -17,7 +17,7 @@ from evaluation.benchmarks import (
     summarise,
     synthetic_pairs,
 )
-from evaluation.methods import Method, method_spec, model_spec
+from evaluation.methods import ORACLES, VAE_ORACLE_NOTE, Method, method_spec, model_spec
 from evaluation.report import write_report
 
 
@@ -102,8 +102,9 @@ def run(config: EvaluationConfig) -> dict[str, Path]:
     specs += [model_spec(label, path, depth=depth) for label, path in config.models]
     methods = [Method(spec) for spec in specs]
     lpips = lpips_metric(config, notes)
-    if config.benchmark in ("realestate10k", "stereo") and "oracle" in config.methods:
-        notes.append(f"oracle: {config.benchmark} has no ground-truth depth, so it has no rows")
+    for name in ORACLES:
+        if config.benchmark in ("realestate10k", "stereo") and name in config.methods:
+            notes.append(f"{name}: {config.benchmark} has no ground-truth depth, so it has no rows")
     pairs = _pairs(config, notes)[: config.max_pairs]
     if not pairs:
         raise ValueError(f"{config.benchmark}: no pair to evaluate")
@@ -130,6 +131,8 @@ def run(config: EvaluationConfig) -> dict[str, Path]:
             "oracle: exact depth and the real target's pixels in the holes; only the warp's "
             "resampling error is left, so it is the ceiling of every hole filler."
         )
+    if any(m.is_vae_oracle for m in methods):
+        notes.append(VAE_ORACLE_NOTE)
     return write_report(
         Path(config.out), config.benchmark, asdict(config), summarise(samples), samples,
         notes=notes,

@@ -413,6 +413,47 @@ class SpatialDreamerPipeline(DiffusionPipeline):
                 emitted = ready
         yield from self._emit(sampled, first, emitted, first + len(sampled), settings)
 
+    @torch.no_grad()
+    def vae_round_trip(
+        self,
+        right: np.ndarray,
+        warped: np.ndarray,
+        holes: np.ndarray,
+        *,
+        decode_chunk_size: int = 8,
+        decode_context: int = DEFAULT_DECODE_CONTEXT,
+        keep_known: bool = True,
+        known_margin: int = DEFAULT_KNOWN_MARGIN,
+    ) -> np.ndarray:
+        """The exact right views through the model's frozen VAE, as a sampled output goes:
+        encoded (posterior mode), decoded in the same chunks with the same context and
+        composited on the warped view the same way. A model whose latents were exact would
+        output this, so it is the ceiling the VAE puts on every model (the micro benchmark's
+        ``vae-oracle``; a stage-0 VAE stands in for SVD's there).
+
+        right, warped: (F, H, W, 3) uint8; holes: (F, H, W) bool -> (F, H, W, 3) uint8. Holds
+        the whole clip (an evaluation tool, not a converter).
+        """
+        _check_chunk(right, warped, holes)
+        if decode_chunk_size < 1 or decode_context < 0:
+            raise ValueError(
+                f"decode_chunk_size must be >= 1 and decode_context >= 0, got "
+                f"{decode_chunk_size}, {decode_context}"
+            )
+        generator = torch.Generator().manual_seed(0)  # _Frame's noise: drawn, never used here
+        frames = list(self._frames(iter(right), iter(warped), iter(holes), generator, None))
+        with self._on_device("encode"):
+            images = _to_unit(torch.stack([f.left for f in frames]).to(self._execution_device))
+            latents = self.model.encode_images(images).float().cpu()
+        pairs = zip(frames, latents, strict=True)
+        sampled = deque(_Sampled(f, z, torch.empty(0)) for f, z in pairs)
+        settings = _Settings(
+            deviation=0.0, steps=0, guidance=1.0, decode_chunk_size=decode_chunk_size,
+            decode_context=decode_context, keep_known=keep_known, known_margin=known_margin,
+            added_time_ids=(0.0, 0.0, 0.0), sigmas=torch.zeros(1), tile=None, tile_overlap=0,
+        )  # fmt: skip
+        return np.stack(list(self._emit(sampled, 0, 0, len(frames), settings)))
+
     # ------------------------------------------------------------------------ internals
     def resolve_window(self, window: int | None, overlap: int | None) -> tuple[int, int]:
         """(window, overlap) with None resolved: the trained clip length and a quarter of it."""

@@ -86,7 +86,7 @@ def score_pair(method: Method, pair: Pair, *, lpips=None, keep_images: bool = Fa
     """One pair under the protocol -> Sample, or None where the method has no row (the oracle
     without ground-truth depth)."""
     start = time.perf_counter()
-    if method.is_oracle:
+    if method.reads_target:
         if pair.depth is None:
             return None
         depth = pair.depth

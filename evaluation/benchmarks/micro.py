@@ -31,7 +31,14 @@ from dvg.geometry import stereo_pose
 from dvg.progress import Progress
 from dvg.synthetic import render_scene
 from evaluation.benchmarks.base import Sample, spread
-from evaluation.methods import Method, MethodSpec, fill_label, method_spec, model_spec
+from evaluation.methods import (
+    VAE_ORACLE_NOTE,
+    Method,
+    MethodSpec,
+    fill_label,
+    method_spec,
+    model_spec,
+)
 from evaluation.metrics import (
     in_paper_units,
     masked_psnr,
@@ -146,19 +153,23 @@ def micro_methods(
     names: Sequence[str], models: Sequence[tuple[str, str]], model: str | None
 ) -> list[MethodSpec]:
     """The compared methods: named ones (``oracle``, ``warp-telea``, ``spatialdreamer`` with the
-    unlabelled ``model``) then one per labelled model, all with the exact depth."""
+    unlabelled ``model``, ``vae-oracle`` with the VAE of ``model`` or else of the first labelled
+    model) then one per labelled model, all with the exact depth."""
     specs = []
     for name in names:
         if name == "warp-sd":
             raise ValueError("micro: warp-sd needs SD weights; compare warp-telea and models")
-        specs.append(method_spec(name, depth=None, model=model))
+        source = model
+        if name == "vae-oracle" and source is None and models:
+            source = models[0][1]
+        specs.append(method_spec(name, depth=None, model=source))
     specs += [model_spec(label, path, depth=None) for label, path in models]
     return specs
 
 
 def _seams(method: Method, frames: int) -> list[int]:
     """Frame pairs straddling a window seam of a windowed method (none for per-frame fillers)."""
-    if method.pipeline is None:
+    if method.pipeline is None or method.is_vae_oracle:
         return []
     window, overlap = method.pipeline.resolve_window(None, None)
     return boundary_pairs(frames, window, overlap, fixed_length=True)
@@ -215,7 +226,7 @@ def score_video(
 
 
 def _fill_label(method: Method) -> str:
-    if method.pipeline is not None:
+    if method.pipeline is not None and not method.is_vae_oracle:
         return f"SpatialDreamer `{method.spec.model}`"
     return fill_label(method.spec)
 
@@ -278,7 +289,7 @@ def run_micro(config: Any) -> dict[str, Path]:
     windows = {}
     for spec in specs:
         method = Method(spec)
-        if method.pipeline is not None:
+        if method.pipeline is not None and not method.is_vae_oracle:
             windows[spec.name] = method.pipeline.resolve_window(None, None)
         for video in videos:
             per_frame, clip = score_video(method, video, flows[video.name], micro, lpips=lpips,
@@ -318,6 +329,8 @@ def run_micro(config: Any) -> dict[str, Path]:
             "(shown as exact); its frame figures are the warp's resampling error alone, the "
             "ceiling of every hole filler."
         )
+    if any(s.name == "vae-oracle" for s in specs):
+        notes.append(VAE_ORACLE_NOTE)
     settings = {**asdict(config), "micro": asdict(micro), "ewarp_floor": floor_row}
     return write_report(
         Path(config.out), "micro", settings, rows, frames + clips, notes=notes, layout="micro",

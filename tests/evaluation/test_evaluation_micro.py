@@ -50,11 +50,11 @@ def test_micro_videos_are_warped_with_their_exact_depth():
     assert not np.array_equal(video.left, video.right)
 
 
-def test_micro_report_compares_labelled_models_with_telea_and_the_oracle(models, tmp_path):
+def test_micro_report_compares_labelled_models_with_telea_and_the_oracles(models, tmp_path):
     out = tmp_path / "micro"
     result = subprocess.run(
         [EVALUATION, "run", "--benchmark", "micro", "--out", str(out), "--methods",
-         "warp-telea,oracle", "--model", f"plain={models['plain']}", "--model",
+         "warp-telea,oracle,vae-oracle", "--model", f"plain={models['plain']}", "--model",
          f"til={models['til']}", "--resolution", str(SIZE), "--frames", str(FRAMES), "--seeds",
          "1000", "--steps", "1"],
         capture_output=True, text=True, timeout=600,
@@ -62,7 +62,7 @@ def test_micro_report_compares_labelled_models_with_telea_and_the_oracle(models,
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     rows = {r["method"]: r for r in results["summary"]}
-    assert list(rows) == ["warp-telea", "oracle", "plain", "til"]  # the order asked for
+    assert list(rows) == ["warp-telea", "oracle", "vae-oracle", "plain", "til"]  # as asked
     scenes = len(MicroConfig().scenes)
     for row in rows.values():
         assert row["depth"] == "ground truth, exact"
@@ -76,6 +76,12 @@ def test_micro_report_compares_labelled_models_with_telea_and_the_oracle(models,
     assert oracle["psnr_hole_exact"] == oracle["n_hole_frames"]
     assert telea["psnr_hole_exact"] == 0 and np.isfinite(telea["psnr_hole"])
     assert oracle["psnr"] > telea["psnr"] and oracle["ssim_hole"] > telea["ssim_hole"]
+    # The VAE oracle: the exact right view through the first labelled model's VAE (random here,
+    # so far from exact), a ceiling with no sampling windows.
+    vae = rows["vae-oracle"]
+    assert vae["fill"] == f"real target pixels through the VAE of `{models['plain']}` (its ceiling)"
+    assert vae["psnr_hole_exact"] == 0 and np.isfinite(vae["psnr_hole"])
+    assert "ewarp_seams" not in vae and "window" not in vae
     # Seams: the windows of each model (8 without TIL, its 4 TIL frames with), none for per-frame
     # fillers.
     assert (rows["plain"]["window"], rows["til"]["window"]) == (8, 4)
@@ -89,9 +95,11 @@ def test_micro_report_compares_labelled_models_with_telea_and_the_oracle(models,
            f"({scenes}) | exact (∞) |" in report  # fmt: skip
     assert "| til | ground truth, exact | SpatialDreamer" in report
     assert "Reference: the paper" not in report
-    # Strips: left | warped | telea | plain | til | exact right, 3x zoom, one row per scene.
+    assert "vae-oracle: exact depth and the real target encoded and decoded" in report
+    # Strips: left | warped | telea | vae-oracle | plain | til | exact right, 3x zoom, one row
+    # per scene.
     strips = cv2.imread(str(out / "examples.png"))
-    assert strips.shape[:2] == (min(MicroConfig().examples, scenes) * SIZE * 3, 6 * SIZE * 3)
+    assert strips.shape[:2] == (min(MicroConfig().examples, scenes) * SIZE * 3, 7 * SIZE * 3)
     frames = [s for s in results["samples"] if s["method"] == "til" and "psnr_hole" in s]
     assert len(frames) == scenes * FRAMES
 

@@ -294,3 +294,38 @@ def test_reference_features_are_computed_once_per_window(pipe, monkeypatch):
     finally:
         hook.remove()
     np.testing.assert_array_equal(reused, fresh)
+
+
+def _decoded(pipe, right: np.ndarray, chunk: int) -> np.ndarray:
+    """The right views encoded and decoded in chunks of ``chunk`` frames at the size the
+    sampler works at (padded to the U-Net's multiple): (F, H, W, 3) uint8."""
+    model = pipe.model
+    height, width = right.shape[1:3]
+    multiple = pipe._size_multiple()
+    pads = (0, -width % multiple, 0, -height % multiple)
+    images = torch.from_numpy(right).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    # Contiguous as the sampler's stacked tensors are: strides change the float rounding.
+    images = torch.nn.functional.pad(images, pads, mode="replicate").contiguous()
+    latents = model.encode_images(images).contiguous()
+    decoded = torch.cat([model.decode_latents(latents[i : i + chunk], len(latents[i : i + chunk]))
+                         for i in range(0, len(latents), chunk)])  # fmt: skip
+    decoded = decoded[..., :height, :width]
+    return ((decoded.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def test_vae_round_trip_decodes_the_target_as_samples_are_decoded_and_composited(pipe):
+    """The VAE oracle: the target through the VAE in the sampler's decode chunks, composited on
+    the warped view with the same feathered margin."""
+    right, warped, holes = make_chunk(5, seed=7)
+    whole = _decoded(pipe, right, 8)
+    np.testing.assert_array_equal(pipe.vae_round_trip(right, warped, holes, keep_known=False),
+                                  whole)  # fmt: skip
+    chunked = pipe.vae_round_trip(right, warped, holes, keep_known=False, decode_chunk_size=2,
+                                  decode_context=0)  # fmt: skip
+    np.testing.assert_array_equal(chunked, _decoded(pipe, right, 2))
+    out = pipe.vae_round_trip(right, warped, holes)
+    alpha = hole_alpha(torch.from_numpy(holes)[:, None], 2)[:, 0].numpy()
+    np.testing.assert_array_equal(out[alpha == 0], warped[alpha == 0])
+    np.testing.assert_array_equal(out[holes], whole[holes])
+    with pytest.raises(ValueError, match="decode_chunk_size"):
+        pipe.vae_round_trip(right, warped, holes, decode_chunk_size=0)
