@@ -14,8 +14,9 @@ cores train in half an hour, measured against exact ground truth.
    from scratch, against stage 1), stage 2 without TIL (from the same stage 1, against stage 2);
    each run validates on the held-out shards (RUN/validation.jsonl);
 5. ``trainer export`` of every run, then ``evaluation run --benchmark micro``: warp + Telea, every
-   model under its label and the exact right view (oracle) side by side on unseen rendered
-   videos with exact depth.
+   model under its label, the exact right view (oracle) and the exact right view through the
+   stage-0 VAE (vae-oracle: the most any model on that VAE can score) side by side on unseen
+   rendered videos with exact depth.
 
 Every step is the real command line in a subprocess (no special training loop). OUT gets
 ``report.md`` (the evaluation table, the learning curves, example strips, timings),
@@ -308,9 +309,11 @@ def train_chain(chain: Chain, scale: Scale, ablations: bool) -> list[tuple[str, 
 
 
 def evaluate(chain: Chain, scale: Scale, models: list[tuple[str, str]]) -> dict[str, Any]:
-    """Step 5: every model, warp + Telea and the oracle on the held-out videos."""
+    """Step 5: every model, warp + Telea, the oracle and the VAE oracle (the exact right view
+    through the stage-0 VAE every model shares) on the held-out videos."""
     command = [*cli("evaluation"), "run", "--benchmark", "micro", "--out", "evaluation",
-               "--methods", "warp-telea,oracle", "--resolution", str(scale.size), "--frames",
+               "--methods", "warp-telea,oracle,vae-oracle", "--resolution", str(scale.size),
+               "--frames",
                str(scale.eval_frames), "--seeds", ",".join(map(str, scale.eval_seeds)),
                "--steps", str(scale.eval_steps), "--scenes", ",".join(scale.scenes)]  # fmt: skip
     for label, folder in models:
@@ -404,7 +407,16 @@ def headline(rows: list[dict[str, Any]], out: Path) -> list[str]:
         value = row.get("psnr_hole") if row else None
         return value if value is not None and math.isfinite(value) else None
 
-    untrained, telea = psnr("untrained"), psnr("warp-telea")
+    untrained, telea, ceiling = psnr("untrained"), psnr("warp-telea"), psnr("vae-oracle")
+    if ceiling is not None:
+        line = (f"- vae-oracle (the exact right view through the stage-0 VAE, composited as a "
+                f"model's output): hole PSNR {ceiling:.2f} dB, the most any model here can "
+                "score")  # fmt: skip
+        if untrained is not None:
+            reach = "within" if untrained + 3 <= ceiling else "beyond"
+            line += (f"; the untrained model + 3 dB ({untrained + 3:.2f} dB) is {reach} "
+                     "that ceiling")  # fmt: skip
+        lines.append(line + ".")
     for label in ("stage1", "stage2"):
         value = psnr(label)
         if value is None:
@@ -414,6 +426,8 @@ def headline(rows: list[dict[str, Any]], out: Path) -> list[str]:
             parts.append(f"{value - untrained:+.2f} dB against the untrained model")
         if telea is not None:
             parts.append(f"{value - telea:+.2f} dB against warp + Telea")
+        if ceiling is not None:
+            parts.append(f"{value - ceiling:+.2f} dB against the VAE's ceiling")
         lines.append("- " + ", ".join(parts) + ".")
     for ablation in ABLATIONS:
         value, base = psnr(ablation.label), psnr(ablation.compare_with)

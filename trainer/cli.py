@@ -87,6 +87,10 @@ def fit_vae(
     downsample: Annotated[
         int | None, typer.Option(help="Pixels per latent cell: 2, 4 or 8 (SVD's: 8).")
     ] = None,
+    num_frames: Annotated[
+        int | None,
+        typer.Option(help="Contiguous frames decoded together (the pipeline decodes 8 + context)."),
+    ] = None,
     held_out: Annotated[
         str | None,
         typer.Option(help="Shards for the held-out PSNR (default: the last tenth of SHARDS)."),
@@ -99,7 +103,8 @@ def fit_vae(
     from trainer.vae import fit_vae as run_fit_vae
 
     values = {"steps": steps, "resolution": resolution, "batch_size": batch_size,
-              "downsample": downsample, "held_out": held_out, "seed": seed}  # fmt: skip
+              "downsample": downsample, "num_frames": num_frames, "held_out": held_out,
+              "seed": seed}  # fmt: skip
     try:
         config = VAEConfig(shards=shards, **{k: v for k, v in values.items() if v is not None})
         result = run_fit_vae(config, out)

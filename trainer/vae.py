@@ -49,7 +49,11 @@ class VAEConfig:
             log2(downsample) + 1 blocks.
         width: channels of the first (full-resolution) block; a multiple of 32 (GroupNorm).
         deep_width: channels of the deeper blocks; a multiple of 32.
-        num_frames: contiguous frames decoded together (the temporal decoder's window).
+        num_frames: contiguous frames decoded together (the temporal decoder's window). The
+            pipeline decodes chunks of 8 latents with up to 4 of context on each side, and a
+            temporal decoder trained on shorter windows decodes those worse: 2-frame training
+            lost 1.1 dB held-out PSNR on 12-frame windows against 8-frame training at the same
+            frames per step (docs/benchmarks.md, "Micro reproduction").
         batch_size: runs of ``num_frames`` frames per step.
         passes: reads over the training shards, each drawing other windows of every clip; the
             frames are held in memory (at most ``max_runs`` runs).
@@ -59,12 +63,12 @@ class VAEConfig:
     held_out: str | None = None
     steps: int = 300
     resolution: int = 64
-    batch_size: int = 2
+    batch_size: int = 1
     downsample: int = 2
     width: int = 32
     deep_width: int = 32
     layers_per_block: int = 1
-    num_frames: int = 2
+    num_frames: int = 8
     lr: float = 2e-3
     warmup_steps: int = 50
     weight_decay: float = 0.0
@@ -166,7 +170,7 @@ def load_runs(
     if not runs:
         raise ValueError(
             f"no clip of at least num_frames={config.num_frames} frames could be read from "
-            f"{[url for url, _ in shards]}"
+            f"{[url for url, _ in shards]}; give a shorter --num-frames"
         )
     return torch.stack(runs)
 

@@ -70,3 +70,14 @@ def test_held_out_split_and_bad_settings_are_clear_errors(dvg_shards, tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "downsample must be 2, 4 or 8" in result.stderr
+
+
+def test_the_temporal_decoder_trains_on_the_windows_the_pipeline_decodes():
+    """fit-vae's default window is the pipeline's decode chunk: a temporal decoder trained on
+    shorter runs decodes the pipeline's chunks worse (docs/benchmarks.md)."""
+    import inspect
+
+    from pipelines.pipeline import SpatialDreamerPipeline
+
+    chunk = inspect.signature(SpatialDreamerPipeline.__call__).parameters["decode_chunk_size"]
+    assert VAEConfig(shards="x").num_frames == chunk.default
