@@ -59,7 +59,7 @@ def test_smoke_scale_learns_end_to_end(tmp_path: Path) -> None:
     assert stage1["last_step"] == micro.SCALES["smoke"].stage1_steps
     assert stage1["loss_mask_last"] < stage1["loss_mask_first"]
     methods = [row["method"] for row in results["rows"]]
-    assert methods == ["warp-telea", "oracle", "stage1", "stage2"]
+    assert methods == ["warp-telea", "oracle", "vae-oracle", "stage1", "stage2"]
     assert all(row["depth"] == "ground truth, exact" for row in results["rows"])
     for name in ("report.md", "learning_curve.png", "strips.png", "timings.json",
                  "commands.txt", "configs/stage1.toml", "configs/stage2.json", "configs/dvg.toml",
@@ -68,5 +68,6 @@ def test_smoke_scale_learns_end_to_end(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "| stage2 | ground truth, exact | SpatialDreamer `models/stage2` |" in report
     assert "![learning curves](learning_curve.png)" in report
+    assert "- vae-oracle (the exact right view through the stage-0 VAE" in report  # the ceiling
     timings = json.loads((out / "timings.json").read_text())
     assert {"render", "dvg-build-train", "stage0-vae", "fit-stage1", "evaluation"} <= set(timings)
