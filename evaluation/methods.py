@@ -21,6 +21,7 @@ would give with exact latents, the ceiling its VAE puts on it. Every report row 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,21 @@ def method_spec(name: str, *, depth: BackendSpec | None, model: str | None = Non
             )
         return MethodSpec(name, None if name == "vae-oracle" else depth, model=model)
     raise ValueError(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
+
+
+def method_specs(
+    names: Sequence[str],
+    *,
+    depth: BackendSpec | None,
+    model: str | None,
+    models: Sequence[tuple[str, str]],
+) -> list[MethodSpec]:
+    """The named methods, then one per labelled model (``--model LABEL=DIR``). ``vae-oracle``
+    takes the VAE of the unlabelled ``model``, else of the first labelled one."""
+    vae_source = model if model is not None else next((path for _, path in models), None)
+    specs = [method_spec(name, depth=depth, model=vae_source if name == "vae-oracle" else model)
+             for name in names]  # fmt: skip
+    return specs + [model_spec(label, path, depth=depth) for label, path in models]
 
 
 def model_spec(label: str, model: str, *, depth: BackendSpec | None) -> MethodSpec:
@@ -150,6 +166,11 @@ class Method:
         return self.spec.name == "vae-oracle"
 
     @property
+    def samples(self) -> bool:
+        """A SpatialDreamer model that samples its outputs (in windows), not the VAE oracle."""
+        return self.pipeline is not None and not self.is_vae_oracle
+
+    @property
     def reads_target(self) -> bool:
         """A ceiling (``ORACLES``): exact depth and the real target, no row without them."""
         return self.spec.name in ORACLES
@@ -189,17 +210,8 @@ class Method:
         self, source: np.ndarray, warped: np.ndarray, holes: np.ndarray, target: np.ndarray
     ) -> np.ndarray:
         """Complete the warped target view (H, W, 3) uint8 given its holes (H, W) bool (the
-        oracle copies the real ``target`` into them)."""
-        if self.is_oracle:
-            return np.where(holes[..., None], target, warped)
-        if self.is_vae_oracle:
-            return self.pipeline.vae_round_trip(target[None], warped[None], holes[None])[0]
-        if self.pipeline is not None:
-            out = self.pipeline.right_views(
-                left=source[None], warped=warped[None], holes=holes[None]
-            )
-            return out[0]
-        return self.inpaint.inpaint(warped[None], holes[None])[0]
+        oracle copies the real ``target`` into them): :meth:`fill_clip` on one frame."""
+        return self.fill_clip(source[None], warped[None], holes[None], target[None])[0]
 
     def fill_clip(
         self,

@@ -17,7 +17,7 @@ from evaluation.benchmarks import (
     summarise,
     synthetic_pairs,
 )
-from evaluation.methods import ORACLES, VAE_ORACLE_NOTE, Method, method_spec, model_spec
+from evaluation.methods import ORACLES, VAE_ORACLE_NOTE, Method, method_specs
 from evaluation.report import write_report
 
 
@@ -98,8 +98,7 @@ def run(config: EvaluationConfig) -> dict[str, Path]:
         raise ValueError("stereo needs --pairs DIR (your stereo clips, docs/evaluation.md)")
     notes: list[str] = []
     depth = _depth_spec(config)
-    specs = [method_spec(name, depth=depth, model=config.model) for name in config.methods]
-    specs += [model_spec(label, path, depth=depth) for label, path in config.models]
+    specs = method_specs(config.methods, depth=depth, model=config.model, models=config.models)
     methods = [Method(spec) for spec in specs]
     lpips = lpips_metric(config, notes)
     for name in ORACLES:

@@ -31,14 +31,7 @@ from dvg.geometry import stereo_pose
 from dvg.progress import Progress
 from dvg.synthetic import render_scene
 from evaluation.benchmarks.base import Sample, spread
-from evaluation.methods import (
-    VAE_ORACLE_NOTE,
-    Method,
-    MethodSpec,
-    fill_label,
-    method_spec,
-    model_spec,
-)
+from evaluation.methods import VAE_ORACLE_NOTE, Method, MethodSpec, method_specs
 from evaluation.metrics import (
     in_paper_units,
     masked_psnr,
@@ -152,24 +145,16 @@ def micro_videos(config: MicroConfig) -> list[MicroVideo]:
 def micro_methods(
     names: Sequence[str], models: Sequence[tuple[str, str]], model: str | None
 ) -> list[MethodSpec]:
-    """The compared methods: named ones (``oracle``, ``warp-telea``, ``spatialdreamer`` with the
-    unlabelled ``model``, ``vae-oracle`` with the VAE of ``model`` or else of the first labelled
-    model) then one per labelled model, all with the exact depth."""
-    specs = []
-    for name in names:
-        if name == "warp-sd":
-            raise ValueError("micro: warp-sd needs SD weights; compare warp-telea and models")
-        source = model
-        if name == "vae-oracle" and source is None and models:
-            source = models[0][1]
-        specs.append(method_spec(name, depth=None, model=source))
-    specs += [model_spec(label, path, depth=None) for label, path in models]
-    return specs
+    """The compared methods (:func:`evaluation.methods.method_specs`), all with the exact
+    depth."""
+    if "warp-sd" in names:
+        raise ValueError("micro: warp-sd needs SD weights; compare warp-telea and models")
+    return method_specs(names, depth=None, model=model, models=models)
 
 
 def _seams(method: Method, frames: int) -> list[int]:
     """Frame pairs straddling a window seam of a windowed method (none for per-frame fillers)."""
-    if method.pipeline is None or method.is_vae_oracle:
+    if not method.samples:
         return []
     window, overlap = method.pipeline.resolve_window(None, None)
     return boundary_pairs(frames, window, overlap, fixed_length=True)
@@ -201,7 +186,7 @@ def score_video(
     }
     if lpips is not None:
         values["lpips"] = lpips(generated, truth)
-    depth, fill = DEPTH_LABEL, _fill_label(method)
+    depth, fill = DEPTH_LABEL, method.fill_label
     frames = []
     for f in range(len(output)):
         metrics = {name: float(v[f]) for name, v in values.items()}
@@ -223,12 +208,6 @@ def score_video(
     clip = Sample(video.name, method.name, "video", metrics, video.baseline,
                   float(video.holes.mean()), seconds, {}, depth, fill)  # fmt: skip
     return frames, clip
-
-
-def _fill_label(method: Method) -> str:
-    if method.pipeline is not None and not method.is_vae_oracle:
-        return f"SpatialDreamer `{method.spec.model}`"
-    return fill_label(method.spec)
 
 
 def spread_with_exact(name: str, values: Sequence[float]) -> dict[str, float]:
@@ -289,7 +268,7 @@ def run_micro(config: Any) -> dict[str, Path]:
     windows = {}
     for spec in specs:
         method = Method(spec)
-        if method.pipeline is not None and not method.is_vae_oracle:
+        if method.samples:
             windows[spec.name] = method.pipeline.resolve_window(None, None)
         for video in videos:
             per_frame, clip = score_video(method, video, flows[video.name], micro, lpips=lpips,
