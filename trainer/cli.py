@@ -79,7 +79,14 @@ def fit(
 def fit_vae(
     shards: Annotated[str, typer.Argument(help="`dvg build` output folder or its manifest.json.")],
     out: Annotated[Path, typer.Option(help="Folder for the VAE (diffusers layout).")],
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="linear: PCA encoder + least-squares decoder in closed form (default); kl: a "
+            "trained AutoencoderKLTemporalDecoder (SVD's VAE class)."
+        ),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps (kind kl).")] = None,
     resolution: Annotated[int | None, typer.Option(help="Square training resolution.")] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Runs of contiguous frames per step.")
@@ -97,12 +104,13 @@ def fit_vae(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the weights and the draws.")] = None,
 ) -> None:
-    """Stage 0 of the micro preset: train a small AutoencoderKLTemporalDecoder (SVD's VAE class)
-    on the shards' frames; writes it and OUT/vae_report.json (held-out reconstruction PSNR)."""
+    """Stage 0 of the micro preset: fit a small VAE to the shards' frames (a closed-form linear
+    autoencoder, or a trained AutoencoderKLTemporalDecoder, SVD's VAE class); writes it and
+    OUT/vae_report.json (held-out reconstruction PSNR)."""
     from trainer.vae import VAEConfig
     from trainer.vae import fit_vae as run_fit_vae
 
-    values = {"steps": steps, "resolution": resolution, "batch_size": batch_size,
+    values = {"kind": kind, "steps": steps, "resolution": resolution, "batch_size": batch_size,
               "downsample": downsample, "num_frames": num_frames, "held_out": held_out,
               "seed": seed}  # fmt: skip
     try:
@@ -111,8 +119,9 @@ def fit_vae(
     except ValueError as error:
         typer.echo(f"trainer fit-vae: {error}", err=True)
         raise typer.Exit(2) from None
+    before = "fitted in closed form" if config.kind == "linear" else "untrained"
     typer.echo(
-        f"VAE written to {out.resolve()}: held-out PSNR {result.psnr:.2f} dB (untrained "
+        f"VAE written to {out.resolve()}: held-out PSNR {result.psnr:.2f} dB ({before} "
         f"{result.initial_psnr:.2f} dB), scaling factor {result.scaling_factor:.4g}, "
         f"{result.seconds:.0f} s"
     )

@@ -1,13 +1,23 @@
-"""Stage 0 (`trainer fit-vae`): a small VAE trained on the shards' frames, standing in for SVD's.
+"""Stage 0 (`trainer fit-vae`): a small VAE fitted to the shards' frames, standing in for SVD's.
 
 The micro preset cannot download SVD's VAE, and a random VAE is no autoencoder: the diffusion
-model would learn to denoise latents that decode to nothing. So a diffusers
-``AutoencoderKLTemporalDecoder`` (the class of SVD's VAE, which the model and the pipeline load
-through their usual code path) is trained first on the source and novel views of the shards:
-L1 + MSE reconstruction plus a small KL weight (the LDM autoencoder objective without its
-perceptual and adversarial terms), AdamW with warm-up and cosine decay. The decoder is trained on
-runs of ``num_frames`` contiguous frames of one view, so its temporal layers see real neighbours
-as they do when the pipeline decodes a window.
+model would learn to denoise latents that decode to nothing. So an autoencoder is fitted first
+to the source and novel views of the shards, one of two kinds (``VAEConfig.kind``):
+
+- ``linear`` (default): a :class:`pipelines.model.autoencoders.LinearAutoencoder`, PCA over
+  ``downsample``-pixel patches and a least-squares decoder, in closed form in seconds. On the
+  micro scenes it reconstructs held-out frames at ~29 dB, and their disoccluded regions at
+  ~27.7 dB, where the trained kind below plateaued near 25 dB and 17.6 dB after CPU-minutes of
+  training (docs/benchmarks.md, "What caps the micro reproduction"): a stand-in that caps the
+  result would hide whether the diffusion model learns.
+- ``kl``: a diffusers ``AutoencoderKLTemporalDecoder`` (the class of SVD's VAE) trained with
+  L1 + MSE reconstruction plus a small KL weight (the LDM autoencoder objective without its
+  perceptual and adversarial terms), AdamW with warm-up and cosine decay. The decoder is
+  trained on runs of ``num_frames`` contiguous frames of one view, so its temporal layers see
+  real neighbours as they do when the pipeline decodes a window.
+
+Either is saved in the diffusers format and loaded by the model through the same code path
+(``pipelines.model.autoencoders.load_vae``).
 
 Its ``scaling_factor`` is set to 1 / std of the training latents (posterior means), as Stable
 Diffusion's 0.18215 was, so the diffusion model's latents have unit variance (EDM with
@@ -31,10 +41,13 @@ import torch
 from diffusers import AutoencoderKLTemporalDecoder
 
 from dvg.progress import Progress
+from pipelines.model.autoencoders import LinearAutoencoder
 from trainer import __version__
 from trainer.data import DataConfig, list_shards, make_loader
+from trainer.schedule import lr_factor
 
 REPORT_NAME = "vae_report.json"
+VAE_KINDS = ("linear", "kl")
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,9 @@ class VAEConfig:
         shards: a ``dvg build`` output folder or its manifest.json.
         held_out: shards for the held-out PSNR; None: the last tenth of ``shards``' shards (at
             least one) are kept out of training for it.
-        downsample: pixels per latent cell, 2, 4 or 8 (SVD's is 8); the VAE has
+        kind: ``linear`` (closed-form LinearAutoencoder; ``steps``, the widths and the
+            optimiser settings do not apply) or ``kl`` (a trained AutoencoderKLTemporalDecoder).
+        downsample: pixels per latent cell, 2, 4 or 8 (SVD's is 8); a ``kl`` VAE has
             log2(downsample) + 1 blocks.
         width: channels of the first (full-resolution) block; a multiple of 32 (GroupNorm).
         deep_width: channels of the deeper blocks; a multiple of 32.
@@ -61,6 +76,7 @@ class VAEConfig:
 
     shards: str
     held_out: str | None = None
+    kind: str = "linear"
     steps: int = 300
     resolution: int = 64
     batch_size: int = 1
@@ -81,6 +97,10 @@ class VAEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.kind not in VAE_KINDS:
+            raise ValueError(
+                f"VAEConfig.kind must be one of {', '.join(VAE_KINDS)}, got {self.kind!r}"
+            )
         if self.downsample not in (2, 4, 8):
             raise ValueError(f"VAEConfig.downsample must be 2, 4 or 8, got {self.downsample!r}")
         for name in ("width", "deep_width"):
@@ -117,8 +137,10 @@ class VAEResult:
     seconds: float
 
 
-def build_vae(config: VAEConfig) -> AutoencoderKLTemporalDecoder:
-    """A random AutoencoderKLTemporalDecoder of the configured size (4 latent channels)."""
+def build_vae(config: VAEConfig) -> AutoencoderKLTemporalDecoder | LinearAutoencoder:
+    """A random VAE of the configured kind and size (4 latent channels)."""
+    if config.kind == "linear":
+        return LinearAutoencoder(patch_size=config.downsample, sample_size=config.resolution)
     channels = config.block_out_channels
     return AutoencoderKLTemporalDecoder(
         down_block_types=("DownEncoderBlock2D",) * len(channels),
@@ -211,28 +233,15 @@ def _summary(values: np.ndarray) -> dict[str, float | int]:
             "frames": int(values.size)}  # fmt: skip
 
 
-def fit_vae(config: VAEConfig, out: str | Path) -> VAEResult:
-    """Train the stage-0 VAE on ``config.shards`` and write it (and vae_report.json) to ``out``."""
-    out = Path(out)
-    start = time.perf_counter()
-    torch.manual_seed(config.seed)
-    train_shards, held_shards = split_shards(config)
-    train = load_runs(config, train_shards, config.passes, config.max_runs)
-    held = load_runs(config, held_shards, 1, config.held_out_runs)
-    vae = build_vae(config)
-    vae.train()
+def _train(
+    vae: AutoencoderKLTemporalDecoder, config: VAEConfig, train: torch.Tensor, held: torch.Tensor
+) -> list[dict[str, float]]:
+    """The ``kl`` kind's training loop; the held-out PSNR every ``eval_every`` steps."""
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warmup = max(config.warmup_steps, 1)
-
-    def lr_factor(step: int) -> float:  # linear warm-up, then cosine decay to 10%
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(config.steps - warmup, 1)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    initial = psnr(vae.eval(), held)
-    curve = [{"step": 0, "psnr": float(initial.mean())}]
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, "cosine", config.warmup_steps, config.steps)
+    )
+    curve = []
     rng = np.random.default_rng(config.seed)
     sampler = torch.Generator().manual_seed(config.seed)
     progress = Progress("trainer fit-vae", config.steps, unit="steps")
@@ -256,9 +265,27 @@ def fit_vae(config: VAEConfig, out: str | Path) -> VAEResult:
             curve.append({"step": step, "psnr": float(psnr(vae.eval(), held).mean())})
             vae.train()
     progress.close()
+    return curve
+
+
+def fit_vae(config: VAEConfig, out: str | Path) -> VAEResult:
+    """Fit the stage-0 VAE to ``config.shards`` and write it (and vae_report.json) to ``out``."""
+    out = Path(out)
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    train_shards, held_shards = split_shards(config)
+    train = load_runs(config, train_shards, config.passes, config.max_runs)
+    held = load_runs(config, held_shards, 1, config.held_out_runs)
+    vae = build_vae(config)
+    initial = psnr(vae.eval(), held)
+    curve = [{"step": 0, "psnr": float(initial.mean())}]
+    if isinstance(vae, LinearAutoencoder):
+        vae.fit(train.flatten(0, 1))
+    else:
+        curve += _train(vae, config, train, held)
     vae.eval()
     final = psnr(vae, held)
-    if config.steps:
+    if config.steps and config.kind == "kl":
         curve.append({"step": config.steps, "psnr": float(final.mean())})
     std = latent_std(vae, train[: config.held_out_runs])
     vae.register_to_config(scaling_factor=1.0 / std)
@@ -270,9 +297,11 @@ def fit_vae(config: VAEConfig, out: str | Path) -> VAEResult:
         "curve": curve,
         "latent_std": std,
         "scaling_factor": 1.0 / std,
+        "kind": config.kind,
         "downsample": config.downsample,
         "latent_shape": [4] + [config.resolution // config.downsample] * 2,
         "training_runs": len(train),
+        "training_frames": int(train.shape[0] * train.shape[1]),
         "held_out_shards": [url for url, _ in held_shards],
         "seconds": seconds,
         "threads": torch.get_num_threads(),

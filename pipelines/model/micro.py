@@ -2,7 +2,8 @@
 
 The `micro` training preset (docs/training.md, "Stage 0 and the micro preset") learns on two
 CPU cores in minutes, which a random VAE would make meaningless (it is no autoencoder) and the
-real SVD VAE cannot be downloaded here. So the VAE is trained first, on the shards' own frames,
+real SVD VAE cannot be downloaded here. So the VAE is trained (or fitted in closed form, see
+pipelines/model/autoencoders.py) first, on the shards' own frames,
 and these builders put it into the same SVD pipeline layout the hub checkpoint has: the model
 loads it through exactly the code path of the real components.
 """
@@ -10,11 +11,11 @@ loads it through exactly the code path of the real components.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
-from diffusers import AutoencoderKLTemporalDecoder
 
-from .loading import load_component
+from .autoencoders import load_vae, vae_scale_factor
 from .tiny import save_svd_layout, tiny_image_encoder, tiny_sd_unet, tiny_svd_unet
 
 # Both U-Nets: (32 | 64) channels, one layer per block, attention only at the coarser level
@@ -25,14 +26,10 @@ MICRO_LAYERS_PER_BLOCK = 1
 MICRO_HEADS = 2
 
 
-def vae_scale_factor(vae: AutoencoderKLTemporalDecoder) -> int:
-    """Pixels per latent cell: 2 per down block after the first (8 for SVD's VAE)."""
-    return 2 ** (len(vae.config.block_out_channels) - 1)
-
-
-def load_stage0_vae(source: str | Path) -> AutoencoderKLTemporalDecoder:
-    """The VAE a `trainer fit-vae` run wrote (its folder), checked to give SVD's 4 channels."""
-    vae = load_component(AutoencoderKLTemporalDecoder, str(source), None, "stage-0 VAE")
+def load_stage0_vae(source: str | Path) -> Any:
+    """The VAE a `trainer fit-vae` run wrote (its folder; an AutoencoderKLTemporalDecoder or a
+    LinearAutoencoder), checked to give SVD's 4 channels."""
+    vae = load_vae(str(source), None, "stage-0 VAE")
     if vae.config.latent_channels != 4:
         raise ValueError(
             f"the VAE in {source} has {vae.config.latent_channels} latent channels; the SVD "
@@ -41,7 +38,7 @@ def load_stage0_vae(source: str | Path) -> AutoencoderKLTemporalDecoder:
     return vae
 
 
-def micro_latent_size(vae: AutoencoderKLTemporalDecoder) -> int:
+def micro_latent_size(vae: Any) -> int:
     """The U-Nets' sample size: the VAE's training resolution over its scale factor."""
     return max(vae.config.sample_size // vae_scale_factor(vae), 1)
 

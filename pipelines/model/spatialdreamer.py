@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import CLIPVisionModelWithProjection
 
+from .autoencoders import LinearAutoencoder, load_vae, vae_scale_factor
 from .config import (
     DEVIATION_WEIGHTS_NAME,
     SVD_IN_CHANNELS,
@@ -36,7 +37,6 @@ from .config import (
 )
 from .deviation import DeviationEmbedding
 from .loading import load_component, load_optional_component, refiner_subfolder
-from .micro import vae_scale_factor
 from .reference_attention import ReferencePair, pair_reference_attention
 from .til import TemporalInteraction
 
@@ -116,7 +116,8 @@ def widen_conv_in(unet: UNetSpatioTemporalConditionModel) -> None:
 class SpatialDreamerModel(nn.Module):
     """Denoising U-Net (SVD, 9 input channels) reading reference attention from the RefinerNet.
 
-    Frozen: vae (AutoencoderKLTemporalDecoder) and image_encoder (CLIPVisionModelWithProjection).
+    Frozen: vae (AutoencoderKLTemporalDecoder; the micro preset's may be a LinearAutoencoder)
+    and image_encoder (CLIPVisionModelWithProjection).
     Trainable by stage (see trainable_groups): unet, refiner, til (stage 2), deviation_embedding.
     """
 
@@ -125,7 +126,7 @@ class SpatialDreamerModel(nn.Module):
         config: ModelConfig,
         unet: UNetSpatioTemporalConditionModel,
         refiner: UNet2DConditionModel,
-        vae: AutoencoderKLTemporalDecoder,
+        vae: AutoencoderKLTemporalDecoder | LinearAutoencoder,
         image_encoder: CLIPVisionModelWithProjection,
         feature_extractor: CLIPImageProcessor | None = None,
         scheduler: EulerDiscreteScheduler | None = None,
@@ -193,9 +194,7 @@ class SpatialDreamerModel(nn.Module):
         unet = load_component(
             UNetSpatioTemporalConditionModel, config.svd, "unet", "SVD denoising U-Net", torch_dtype
         )
-        vae = load_component(
-            AutoencoderKLTemporalDecoder, config.svd, "vae", "SVD VAE", torch_dtype
-        )
+        vae = load_vae(config.svd, "vae", "SVD VAE", torch_dtype)
         image_encoder = load_component(
             CLIPVisionModelWithProjection,
             config.svd,
@@ -251,7 +250,7 @@ class SpatialDreamerModel(nn.Module):
             UNetSpatioTemporalConditionModel, root, "unet", "denoising U-Net", torch_dtype
         )
         refiner = load_component(UNet2DConditionModel, root, "refiner", "RefinerNet", torch_dtype)
-        vae = load_component(AutoencoderKLTemporalDecoder, root, "vae", "VAE", torch_dtype)
+        vae = load_vae(root, "vae", "VAE", torch_dtype)
         image_encoder = load_component(
             CLIPVisionModelWithProjection,
             root,

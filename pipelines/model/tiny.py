@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from diffusers import (
@@ -109,19 +110,21 @@ def tiny_image_encoder() -> tuple[CLIPVisionModelWithProjection, CLIPImageProces
 def save_svd_layout(
     path: str | Path,
     unet: UNetSpatioTemporalConditionModel,
-    vae: AutoencoderKLTemporalDecoder,
+    vae: Any,
     image_encoder: CLIPVisionModelWithProjection,
     feature_extractor: CLIPImageProcessor,
 ) -> Path:
     """Write SVD components as the hub's SVD pipeline directory (model_index.json + subfolders,
-    SVD's scheduler configuration)."""
+    SVD's scheduler configuration). ``vae``: an AutoencoderKLTemporalDecoder, or another class of
+    ``autoencoders.VAE_CLASSES`` (saved beside the pipeline, which only knows SVD's)."""
     # Imported here: importing the SVD pipeline makes transformers warn about torchvision.
     from diffusers import StableVideoDiffusionPipeline
 
     path = Path(path)
     scheduler = EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG)
+    svd_vae = isinstance(vae, AutoencoderKLTemporalDecoder)
     pipeline = StableVideoDiffusionPipeline(
-        vae=vae,
+        vae=vae if svd_vae else None,
         image_encoder=image_encoder,
         unet=unet,
         scheduler=scheduler,
@@ -133,6 +136,9 @@ def save_svd_layout(
     index_path = path / "model_index.json"
     index = json.loads(index_path.read_text())
     index["feature_extractor"] = ["transformers", "CLIPImageProcessor"]
+    if not svd_vae:
+        vae.save_pretrained(path / "vae")
+        index["vae"] = [type(vae).__module__.split(".")[0], type(vae).__name__]
     index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return path
 

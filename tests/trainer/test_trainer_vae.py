@@ -1,5 +1,6 @@
-"""Stage 0 (`trainer fit-vae`): the VAE learns on the shards' frames, is measured on held-out
-shards and loads as diffusers' AutoencoderKLTemporalDecoder (SVD's VAE class)."""
+"""Stage 0 (`trainer fit-vae`): the VAE is fitted to the shards' frames, measured on held-out
+shards and loads through the model's VAE loader: the trained kind as diffusers'
+AutoencoderKLTemporalDecoder (SVD's VAE class), the default linear kind as a LinearAutoencoder."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from diffusers import AutoencoderKLTemporalDecoder
 
+from pipelines.model.autoencoders import LinearAutoencoder, load_vae
 from trainer.vae import REPORT_NAME, VAEConfig, fit_vae, load_runs, psnr, split_shards
 
 BIN = Path(sys.executable).parent
@@ -23,7 +25,7 @@ def vae_run(dvg_shards, tmp_path_factory) -> Path:
     one from the other in seconds; the default split is tested below)."""
     out = tmp_path_factory.mktemp("vae") / "vae"
     config = VAEConfig(
-        shards=str(dvg_shards), held_out=str(dvg_shards), steps=150, resolution=32,
+        shards=str(dvg_shards), held_out=str(dvg_shards), kind="kl", steps=150, resolution=32,
         batch_size=2, num_frames=2, warmup_steps=10, eval_every=75,
     )  # fmt: skip
     fit_vae(config, out)
@@ -53,6 +55,34 @@ def test_the_folder_loads_as_svds_vae_class_and_reproduces_the_report(vae_run, d
     _, held = split_shards(config)
     values = psnr(vae.eval(), load_runs(config, held, 1, config.held_out_runs))
     assert float(np.mean(values)) == pytest.approx(report["held_out"]["psnr_mean"], abs=1e-3)
+
+
+def test_the_linear_kind_is_fitted_in_closed_form_through_the_cli(dvg_shards, tmp_path):
+    """The default kind: no training steps, a held-out reconstruction far above the random
+    start, latents scaled to unit variance, and the folder loads as a LinearAutoencoder that
+    reproduces the report."""
+    out = tmp_path / "vae"
+    result = subprocess.run(
+        [str(BIN / "trainer"), "fit-vae", str(dvg_shards), "--out", str(out), "--resolution",
+         "32", "--num-frames", "2", "--held-out", str(dvg_shards)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "fitted in closed form" in result.stdout
+    report = json.loads((out / REPORT_NAME).read_text())
+    assert report["kind"] == "linear" and report["latent_shape"] == [4, 16, 16]
+    assert report["held_out"]["psnr_mean"] > report["initial"]["psnr_mean"] + 10.0
+    assert report["held_out"]["psnr_mean"] > 25.0
+    assert [point["step"] for point in report["curve"]] == [0]
+    vae = load_vae(str(out), None, "stage-0 VAE")
+    assert isinstance(vae, LinearAutoencoder) and vae.config.patch_size == 2
+    assert vae.config.scaling_factor == pytest.approx(report["scaling_factor"])
+    config = VAEConfig(**{**report["config"], "shards": str(dvg_shards)})
+    _, held = split_shards(config)
+    values = psnr(vae.eval(), load_runs(config, held, 1, config.held_out_runs))
+    assert float(np.mean(values)) == pytest.approx(report["held_out"]["psnr_mean"], abs=1e-3)
+    with pytest.raises(ValueError, match="kind must be one of linear, kl"):
+        VAEConfig(shards=str(dvg_shards), kind="pca")
 
 
 def test_held_out_split_and_bad_settings_are_clear_errors(dvg_shards, tmp_path):
