@@ -16,6 +16,7 @@ from typing import Any, Literal
 import tomllib
 
 from trainer.data import DataConfig
+from trainer.schedule import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,9 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
+    schedule: str = "constant"
+    """After the warm-up: ``constant`` or ``cosine`` (decay to 10% of ``lr`` at ``run.steps``;
+    trainer/schedule.py)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {self.stage}")
+        if self.optim.schedule not in SCHEDULES:
+            raise ValueError(
+                f"optim.schedule must be one of {', '.join(SCHEDULES)}, got {self.optim.schedule!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)

@@ -37,6 +37,7 @@ from trainer.data import DataCounters, make_loader
 from trainer.deviation import DeviationLog
 from trainer.objective import encode_batch, training_loss
 from trainer.preview import write_preview
+from trainer.schedule import lr_factor
 from trainer.stages import build_model, configure_stage
 from trainer.validation import ValidationLog, validation_loss, validation_set
 
@@ -143,8 +144,10 @@ def fit(config: TrainConfig, run_dir: str | Path, *, resume: bool = False) -> Fi
         parameters, lr=config.optim.lr, betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
     )  # fmt: skip
-    warmup = max(config.optim.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    optim = config.optim
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, optim.schedule, optim.warmup_steps, run.steps)
+    )
     ema = None
     if run.ema:
         from diffusers.training_utils import EMAModel

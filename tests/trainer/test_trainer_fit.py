@@ -3,6 +3,7 @@ export, two processes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -256,3 +257,26 @@ def test_stage_2_starts_from_exactly_the_stage_1_model(two_clip_shards, tmp_path
     second = build_model(stage2, tmp_path / "stage2")
     assert first.til is None and second.til is not None
     torch.testing.assert_close(output(second), output(first), atol=1e-5, rtol=0)
+
+
+def test_cosine_schedule_decays_the_logged_lr_to_its_floor(two_clip_shards, tmp_path):
+    """optim.schedule = cosine: warm-up, then the lr the loop logs falls to 10% at the last step;
+    the default stays constant after the warm-up; an unknown name is refused by the config."""
+    from trainer.schedule import lr_factor
+
+    assert [lr_factor(s, "constant", 4, 20) for s in (0, 3, 19)] == [0.25, 1.0, 1.0]
+    assert lr_factor(4, "cosine", 4, 20) == 1.0 and lr_factor(20, "cosine", 4, 20) == 0.1
+    assert lr_factor(12, "cosine", 4, 20) == pytest.approx(0.55)
+    config = tiny(
+        1,
+        two_clip_shards,
+        run={"steps": 20, "log_every": 1, "checkpoint_every": 100, "preview_every": 0},
+        optim={"lr": 1e-3, "warmup_steps": 4, "schedule": "cosine"},
+    )
+    fit(config, tmp_path / "run")
+    lrs = [m["lr"] for m in metrics(tmp_path / "run") if "lr" in m]
+    assert len(lrs) == 20 and lrs[0] == pytest.approx(5e-4)  # after step 0: factor 2/4
+    assert all(a >= b for a, b in itertools.pairwise(lrs[3:]))
+    assert lrs[-1] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match=r"optim\.schedule must be one of constant, cosine"):
+        tiny(1, two_clip_shards, optim={"schedule": "linear"})
