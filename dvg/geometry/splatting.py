@@ -7,13 +7,16 @@ still contribute to the corners that are inside). Softmax splatting accumulates
 surfaces win where several land on one pixel.
 
 Written by hand because no maintained pure-torch package provides it (the reference is a CUDA
-kernel via cupy); ``index_add`` keeps it differentiable and device-agnostic.
+kernel via cupy); ``index_add`` keeps it differentiable and device-agnostic. Horizontal (stereo)
+flows without gradients take a fast path; on the CPU its scatters are compiled loops
+(dvg/geometry/row_scatter.py) with the same bits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -25,6 +28,7 @@ from dvg.geometry.guards import (
     check_mask,
     check_same_grid,
 )
+from dvg.geometry.row_scatter import corners, normalised_sums, shifted_logits
 
 
 @dataclass(frozen=True)
@@ -97,17 +101,20 @@ def splat(
     """:func:`softmax_splat` without argument checks, for callers that checked them once.
 
     ``flow`` is (B, 2, H, W), or (B, 1, H, W) for a horizontal flow (x only; y = 0, as stereo
-    has). Horizontal flows take :func:`_splat_rows` unless a gradient is recorded.
+    has). Horizontal flows take :func:`_splat_rows_compiled` on the CPU and
+    :func:`_splat_rows_torch` elsewhere, unless a gradient is recorded; both give
+    :func:`_splat_general`'s result bitwise.
     """
     needs_grad = torch.is_grad_enabled() and (
         image.requires_grad or flow.requires_grad or importance.requires_grad
     )
+    rows = _splat_rows_compiled if image.device.type == "cpu" else _splat_rows_torch
     if flow.shape[1] == 1:
         if not needs_grad:
-            return _splat_rows(image, flow, importance, hole_threshold, source_mask)
+            return rows(image, flow, importance, hole_threshold, source_mask)
         flow = torch.cat([flow, torch.zeros_like(flow)], dim=1)
     elif not needs_grad and not bool(torch.count_nonzero(flow[:, 1]) > 0):
-        return _splat_rows(image, flow[:, :1], importance, hole_threshold, source_mask)
+        return rows(image, flow[:, :1], importance, hole_threshold, source_mask)
     return _splat_general(image, flow, importance, hole_threshold, source_mask)
 
 
@@ -170,19 +177,57 @@ def _splat_general(
 
     # Zero-eps normalisation: empty pixels divide by 1 and stay 0, covered pixels are exact.
     safe_denominator = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
-    warped = (numerator / safe_denominator).to(image.dtype)
-    weight = coverage.to(image.dtype)
-    return SplatResult(image=warped, weight=weight, holes=weight < hole_threshold)
+    return _result(numerator / safe_denominator, coverage, image.dtype, hole_threshold)
 
 
-def _splat_rows(
+def _splat_rows_compiled(
     image: Tensor,
     flow_x: Tensor,
     importance: Tensor,
     hole_threshold: float,
     source_mask: Tensor | None,
 ) -> SplatResult:
-    """A horizontal flow ``flow_x`` (B, 1, H, W): :func:`_splat_general`'s result, bitwise.
+    """A horizontal flow ``flow_x`` (B, 1, H, W) on the CPU: :func:`_splat_rows_torch`, bitwise,
+    with its six scatters and the index they need fused into three compiled loops
+    (dvg/geometry/row_scatter.py); ``log`` and ``exp`` stay torch's over the same layouts."""
+    b, c, h, w = image.shape
+    rows = b * h
+    acc = torch.float64 if image.dtype == torch.float64 else torch.float32
+    flow = flow_x[:, 0].to(acc).reshape(rows, w).contiguous()
+    mask = np.zeros((0, 0), dtype=np.uint8)
+    if source_mask is not None:
+        mask = source_mask[:, 0].reshape(rows, w).to(torch.uint8).numpy()
+    bilinear = torch.empty((2, b, h, w), dtype=acc)
+    valid = np.empty((2, rows, w), dtype=np.bool_)
+    left = np.empty((rows, w), dtype=np.int32)
+    coverage = torch.empty((b, 1, h, w), dtype=acc)
+    fractional = corners(
+        torch.arange(w, dtype=acc).numpy(), flow.numpy(), mask,
+        bilinear.view(2, rows, w).numpy(), valid, left, coverage.view(rows, w).numpy(),
+    )  # fmt: skip
+    k = 2 if fractional else 1  # integer flows touch one corner only
+    # log(0) = -inf at invalid corners, as in the torch path, over its (K, B, H, W) layout.
+    logits = bilinear[:k].log_().add_(importance[:, 0].to(acc))
+    shifted_logits(left, valid[:k], logits.view(k, rows, w).numpy())
+    contribution = logits.exp_()
+    source = image.to(acc).transpose(0, 1).reshape(c, rows, w).contiguous()
+    warped = torch.empty((c, b, h, w), dtype=acc)
+    normalised_sums(
+        left, valid[:k], contribution.view(k, rows, w).numpy(), source.numpy(),
+        warped.view(c, rows, w).numpy(),
+    )  # fmt: skip
+    return _result(warped.transpose(0, 1), coverage, image.dtype, hole_threshold)
+
+
+def _splat_rows_torch(
+    image: Tensor,
+    flow_x: Tensor,
+    importance: Tensor,
+    hole_threshold: float,
+    source_mask: Tensor | None,
+) -> SplatResult:
+    """A horizontal flow ``flow_x`` (B, 1, H, W): :func:`_splat_general`'s result, bitwise, in
+    torch ops (any device).
 
     A landing point's row is its source row, so each source pixel touches at most two corners,
     (x0, row) and (x0 + 1, row). The same numbers are computed with the same operations in the
@@ -247,6 +292,13 @@ def _splat_rows(
 
     # Zero-eps normalisation, as where(denominator > 0, denominator, 1) (NaN included).
     denominator.masked_fill_(~(denominator > 0), 1.0)
-    warped = numerator.div_(denominator).to(image.dtype)
-    weight = coverage.to(image.dtype)
-    return SplatResult(image=warped, weight=weight, holes=weight < hole_threshold)
+    return _result(numerator.div_(denominator), coverage, image.dtype, hole_threshold)
+
+
+def _result(
+    warped: Tensor, coverage: Tensor, dtype: torch.dtype, hole_threshold: float
+) -> SplatResult:
+    """The normalised image and the coverage in the input's dtype; holes where coverage is below
+    ``hole_threshold``."""
+    weight = coverage.to(dtype)
+    return SplatResult(image=warped.to(dtype), weight=weight, holes=weight < hole_threshold)

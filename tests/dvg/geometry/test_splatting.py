@@ -182,7 +182,8 @@ def test_horizontal_path_is_bitwise_the_general_splat(dtype, kind):
     for mask in (None, source_mask):
         general = splatting._splat_general(image, flow, importance, 0.5, mask)
         for fast in (
-            splatting._splat_rows(image, -disparity, importance, 0.5, mask),
+            splatting._splat_rows_compiled(image, -disparity, importance, 0.5, mask),
+            splatting._splat_rows_torch(image, -disparity, importance, 0.5, mask),
             softmax_splat(image, flow, importance, source_mask=mask),  # dispatches on y == 0
         ):
             assert_bitwise_equal(fast.image, general.image)
