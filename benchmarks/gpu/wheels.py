@@ -39,7 +39,7 @@ PLATFORMS = (
 IMAGE_HAS = frozenset(
     """torch numpy opencv-python-headless typer rich pillow pyarrow transformers safetensors
     accelerate huggingface-hub tensorboard matplotlib filelock regex requests pyyaml packaging
-    scikit-image pytest""".split()
+    scikit-image pytest numba""".split()
 )
 # Needed on paper but not by the GPU run.
 NOT_NEEDED = {
