@@ -92,9 +92,10 @@ def shifted_logits(left: np.ndarray, valid: np.ndarray, logits: np.ndarray) -> N
 @njit(cache=True, nogil=True, error_model="numpy")
 def normalised_sums(left: np.ndarray, valid: np.ndarray, contribution: np.ndarray,
                     source: np.ndarray, out: np.ndarray) -> None:  # fmt: skip
-    """contribution: (K, R, W) softmax weights; source: (C, R, W) colours -> out: (C, R, W) the
-    weighted colours summed at each valid corner's target, divided by the summed weights where
-    those are > 0 (else by 1: the pixel is a hole and keeps its partial sum, 0 if none).
+    """contribution: (K, R, W) softmax weights; source: (C, R, W) colours (any strides) -> out:
+    (R, W, C), channels last, the weighted colours summed at each valid corner's target, divided
+    by the summed weights where those are > 0 (else by 1: the pixel is a hole and keeps its
+    partial sum, 0 if none).
 
     Three channels a pass, each with its own 1-D row of sums: 2.4x faster than one 2-D (C, W)
     row indexed in an inner channel loop, which numba does not keep in registers.
@@ -129,8 +130,8 @@ def normalised_sums(left: np.ndarray, valid: np.ndarray, contribution: np.ndarra
                 d = weights[i]
                 if not d > 0:
                     d = one
-                out[first, r, i] = sum0[i] / d
+                out[r, i, first] = sum0[i] / d
                 if count > 1:
-                    out[first + 1, r, i] = sum1[i] / d
+                    out[r, i, first + 1] = sum1[i] / d
                 if count > 2:
-                    out[first + 2, r, i] = sum2[i] / d
+                    out[r, i, first + 2] = sum2[i] / d

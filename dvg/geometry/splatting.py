@@ -210,13 +210,15 @@ def _splat_rows_compiled(
     logits = bilinear[:k].log_().add_(importance[:, 0].to(acc))
     shifted_logits(left, valid[:k], logits.view(k, rows, w).numpy())
     contribution = logits.exp_()
-    source = image.to(acc).transpose(0, 1).reshape(c, rows, w).contiguous()
-    warped = torch.empty((c, b, h, w), dtype=acc)
+    # Read in the image's own layout (a channels-last frame stays one: no strided copy) and
+    # written channels last, so a caller converting to (B, H, W, C) bytes copies nothing.
+    source = image.to(acc).transpose(0, 1).reshape(c, rows, w)
+    warped = torch.empty((b, h, w, c), dtype=acc)
     normalised_sums(
         left, valid[:k], contribution.view(k, rows, w).numpy(), source.numpy(),
-        warped.view(c, rows, w).numpy(),
+        warped.view(rows, w, c).numpy(),
     )  # fmt: skip
-    return _result(warped.transpose(0, 1), coverage, image.dtype, hole_threshold)
+    return _result(warped.permute(0, 3, 1, 2), coverage, image.dtype, hole_threshold)
 
 
 def _splat_rows_torch(

@@ -240,6 +240,22 @@ def test_sidecar_z_depth_formats(sidecar, tmp_path: Path, fmt: str) -> None:
     assert 0.2 - 1e-6 <= pred.inverse_depth[0].min() <= pred.inverse_depth[0].max() <= 0.25
 
 
+@pytest.mark.parametrize("scale", [0.001, 0.0003, 2.5])
+def test_png_depth_table_is_bitwise_the_per_pixel_arithmetic(scale: float) -> None:
+    """The 16-bit PNG lookup gives every value exactly what value x scale, then 1 / z (0 for 0)
+    computed on the frame gives, in float32."""
+    from dvg.backends.sidecar import _inverse_depth
+
+    raw = np.arange(65536, dtype=np.uint16).reshape(2, 128, 256)
+    z = raw.astype(np.float32) * np.float32(scale)
+    expected = np.where(z > 0, np.float32(1) / np.where(z > 0, z, 1), 0).astype(np.float32)
+    got = _inverse_depth(raw, "png", scale)
+    assert got.dtype == np.float32 and got.shape == raw.shape
+    assert np.array_equal(got.view(np.int32), expected.view(np.int32))
+    got[0, 0, 1] = -1  # the result is the caller's own array, not the shared table
+    assert _inverse_depth(raw, "png", scale)[0, 0, 1] == expected[0, 0, 1]
+
+
 @pytest.mark.parametrize("name", ["invdepth", "disparity"])
 def test_sidecar_inverse_formats(sidecar, tmp_path: Path, name: str) -> None:
     inverse = 1 / _z_depth() * 7.0  # relative: any scale
