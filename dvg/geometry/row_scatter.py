@@ -3,10 +3,10 @@
 torch's CPU scatters (``index_add_``, ``scatter_reduce_``, ``index_select``) each make one pass
 over a materialised int64 index, and the horizontal splat needs six of them per frame plus the
 comparisons that build the index: about half its time at 1080p. These loops derive each corner's
-target from ``x0`` on the fly and fuse the passes: one for the validity, the bilinear weights and
-the coverage, one for the per-target peak logit and the shifted logits, one for the
-denominator, every channel's numerator and their quotient. A corner lands in its source row, so
-each loop works a row at a time with that row's sums in cache.
+target from an int32 floor of the landing x and fuse the passes: one for the landing point, the
+validity, the bilinear weights and the coverage, one for the per-target peak logit and the
+shifted logits, one for the denominator, every channel's numerator and their quotient. A corner
+lands in its source row, so each loop works a row at a time with that row's sums in cache.
 
 They keep the splat bitwise identical to the torch path (tests/dvg/geometry): every sum adds the
 same float terms in the same corner-major, then raster order as torch's single-threaded
