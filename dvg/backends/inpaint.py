@@ -86,13 +86,15 @@ class TeleaInpaint(InpaintBackend):
 
     def inpaint(self, images: np.ndarray, holes: np.ndarray) -> np.ndarray:
         check_inpaint_inputs(images, holes)
-        out = images.copy()
+        out = np.empty_like(images)
         for i in range(images.shape[0]):
-            if holes[i].any():
-                mask = holes[i].astype(np.uint8) * 255
-                filled = cv2.inpaint(images[i], mask, self.radius, cv2.INPAINT_TELEA)
-                # composite() per frame, in place: only hole pixels are written.
-                np.copyto(out[i], filled, where=holes[i][..., None])
+            if not holes[i].any():
+                out[i] = images[i]
+                continue
+            # OpenCV copies the image and writes only mask pixels, so its output is already
+            # composite()'s (tested); the mask is any nonzero uint8, a view of the bools.
+            mask = holes[i].view(np.uint8)
+            cv2.inpaint(images[i], mask, self.radius, cv2.INPAINT_TELEA, dst=out[i])
         return out
 
 

@@ -29,6 +29,7 @@ from dvg.backends import DEPTH_BACKENDS, BackendSpec, DepthBackend, DepthContext
 from dvg.backends.depth_formats import IW3_CONFIG, is_inverse_depth_folder
 from dvg.geometry import DEFAULT_ALPHA, forward_render, relative_inverse_depth_to_disparity
 from dvg.video import FrameTransform, SceneCutDetector
+from pipelines.convert.pixels import unit_floats, unit_to_bytes
 
 QUANTILE_SAMPLES = 1 << 16  # pixels per frame the bounds are estimated from (strided subsample)
 
@@ -267,15 +268,23 @@ class WarpStage:
             bounds=(b[:, 0], b[:, 1]),
         )  # fmt: skip
         # Converted in the frames' own (B, H, W, 3) layout and viewed as (B, 3, H, W): the same
-        # values as permuting first, without a strided copy (3x faster at 1080p).
-        image = torch.from_numpy(frames).to(self.device).float().div_(255).permute(0, 3, 1, 2)
+        # values as permuting first, without a strided copy (3x faster at 1080p). On the CPU
+        # one fused pass each way (pipelines.convert.pixels) gives torch's values bitwise.
+        on_cpu = self.device.type == "cpu"
+        if on_cpu:
+            image = torch.from_numpy(unit_floats(frames)).permute(0, 3, 1, 2)
+        else:
+            image = torch.from_numpy(frames).to(self.device).float().div_(255).permute(0, 3, 1, 2)
         splat = forward_render(
             image, d, alpha=self.config.alpha, hole_threshold=self.config.hole_threshold
         )
-        # In place on the render's own tensor: the same values as out-of-place ops.
-        rgb = splat.image.clamp_(0, 1).mul_(255).round_().byte().permute(0, 2, 3, 1)
+        rendered = splat.image.permute(0, 2, 3, 1)
+        if on_cpu:
+            right = unit_to_bytes(rendered.numpy())
+        else:  # in place on the render's own tensor: the same values as out-of-place ops
+            right = rendered.clamp_(0, 1).mul_(255).round_().byte().cpu().numpy()
         return WarpResult(
-            right=np.ascontiguousarray(rgb.cpu().numpy()),
+            right=np.ascontiguousarray(right),
             holes=splat.holes[:, 0].cpu().numpy(),
             disparity=d[:, 0].float().cpu().numpy(),
         )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from dvg.backends import INPAINT_BACKENDS, BackendSpec
+from dvg.backends.inpaint import composite
 
 SENTINEL = np.array([255, 0, 255], np.uint8)  # magenta marks unfilled hole pixels
 
@@ -46,6 +48,23 @@ def test_telea_fills_holes_from_their_surroundings(frames: np.ndarray) -> None:
     _assert_only_holes_changed(images, out, holes)
     # Surrounded by uniform gray, the fill is that gray (not the magenta inside the hole).
     assert np.abs(out[holes].astype(int) - 120).max() <= 3
+
+
+def test_telea_is_the_composite_of_opencvs_whole_frame_inpaint() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 40, 64, 3), dtype=np.uint8)
+    holes = rng.random((4, 40, 64)) < 0.2
+    holes[:, 10:30, 20:31] = True  # a wide band beside scattered pixels
+    holes[2] = False
+    out = INPAINT_BACKENDS.create(BackendSpec("telea", options={"radius": 4})).inpaint(
+        images, holes
+    )
+    filled = np.stack(
+        [cv2.inpaint(im, h.astype(np.uint8) * 255, 4, cv2.INPAINT_TELEA)
+         for im, h in zip(images, holes, strict=True)]
+    )  # fmt: skip
+    np.testing.assert_array_equal(out, composite(images, filled, holes))
+    assert not np.shares_memory(out, images)
 
 
 def test_telea_radius_option_and_validation(frames: np.ndarray) -> None:
