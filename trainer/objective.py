@@ -127,7 +127,8 @@ def training_loss(
     config: LossConfig,
     generator: torch.Generator | None = None,
 ) -> LossTerms:
-    """Paper Eq. 5-7: EDM denoising loss + lambda_d * (s(z0, z_ref) - s(z0_hat, z_ref))^2."""
+    """Paper Eq. 5-7: EDM denoising loss + lambda_d * (s(z0, z_ref) - s(z0_hat, z_ref))^2; the
+    denoising error of occluded cells weighted by ``config.hole_weight`` (1: the paper's)."""
     z0 = cond.target
     b = z0.shape[0]
     device = z0.device
@@ -152,7 +153,10 @@ def training_loss(
         config, deviation,
     )  # fmt: skip
     weight = (1 + sigma**2) / sigma**2
-    denoise = (weight * ((denoised - z0) ** 2).flatten(1).mean(1)).mean()
+    error = (denoised - z0) ** 2
+    if config.hole_weight != 1.0:  # M of the sample, whether or not its condition was dropped
+        error = error * (1 + (config.hole_weight - 1) * cond.mask)
+    denoise = (weight * error.flatten(1).mean(1)).mean()
     stereo = ((deviation - deviation_strength(denoised, cond.reference)) ** 2).mean()
     total = denoise + config.lambda_d * stereo
     return LossTerms(total, denoise.detach(), stereo.detach(), sigma.detach(), deviation.detach())

@@ -280,3 +280,28 @@ def test_cosine_schedule_decays_the_logged_lr_to_its_floor(two_clip_shards, tmp_
     assert lrs[-1] == pytest.approx(1e-4)
     with pytest.raises(ValueError, match=r"optim\.schedule must be one of constant, cosine"):
         tiny(1, two_clip_shards, optim={"schedule": "linear"})
+
+
+def test_hole_weight_scales_the_denoising_error_of_occluded_cells_only(
+    two_clip_shards, tmp_path, monkeypatch
+):
+    import trainer.objective as objective
+
+    config = tiny(1, two_clip_shards)
+    data = replace(config.data, resampled=False, shuffle_buffer=0, batch_size=2)
+    batch = next(iter(make_loader(data)))
+    torch.manual_seed(0)
+    model = build_model(config, tmp_path)
+    cond = encode_batch(model, batch, config.loss, generator=torch.Generator().manual_seed(0))
+    holes = cond.mask.expand_as(cond.target).flatten(1).float().mean(1)  # (B,) fraction in M
+    assert 0 < holes.min() and holes.max() < 1
+    # A denoiser off by 1 everywhere: the loss is the weighted fraction of cells.
+    monkeypatch.setattr(objective, "edm_denoised", lambda *args: args[3].target + 1)
+    for hole_weight in (1.0, 4.0):
+        loss = replace(config.loss, hole_weight=hole_weight, lambda_d=0.0)
+        terms = training_loss(model, cond, loss, generator=torch.Generator().manual_seed(1))
+        weight = (1 + terms.sigma**2) / terms.sigma**2
+        expected = (weight * (1 + (hole_weight - 1) * holes)).mean()
+        torch.testing.assert_close(terms.denoise, expected)
+    with pytest.raises(ValueError, match="hole_weight"):
+        apply_overrides(config, {"loss": {"hole_weight": 0}})
