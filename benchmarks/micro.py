@@ -29,6 +29,8 @@ docs/benchmarks.md, section ``micro`` (``micro-SCALE`` for the other scales).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
 import math
 import os
@@ -37,9 +39,10 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from benchmarks._report import header, machine_description, update_section, write_json
 from evaluation.benchmarks.micro import EVALUATION_SEEDS, MICRO_SCENES
@@ -128,12 +131,13 @@ SCALES = {
     # scene, a factor-4 VAE, 250 stage-1 steps; docs/benchmarks.md): a factor-2 VAE raises the
     # VAE's ceiling in the holes by 1.5 dB, and 4x the videos with 1,000 stage-1 steps are what
     # makes the held-out loss in the holes fall (1.16 -> 0.74 instead of 1.04 -> 0.93) and the
-    # trained model beat its untrained self there. Stage 1 ablations at half the steps. The
-    # stage-0 VAE is the closed-form linear one: the trained factor-2 VAE (600 steps) capped
-    # the holes at 17.6 dB, where the linear one reaches 27.7 dB.
+    # trained model beat its untrained self there. The stage-0 VAE is the closed-form linear
+    # one: the trained factor-2 VAE (600 steps) capped the holes at 17.6 dB, where the linear
+    # one reaches 27.7 dB. Stage 2 (+0.66 dB in its first 150 steps) gets 300 steps, and the
+    # no-TIL ablation the same; the stage-1 ablations 400, to stay within 30 minutes.
     "cpu": Scale(size=64, frames=12, train_seeds=32, validation_seeds=2, clip_length=12,
-                 vae_steps=None, vae_downsample=2, stage1_steps=1000, stage2_steps=None,
-                 ablation_steps=(500, 100), validation_every=None, eval_frames=12,
+                 vae_steps=None, vae_downsample=2, stage1_steps=1000, stage2_steps=300,
+                 ablation_steps=(400, 300), validation_every=None, eval_frames=12,
                  eval_seeds=EVALUATION_SEEDS, eval_steps=10, ablations=True),
     # Larger: 128 px, more videos and steps (one GPU).
     "gpu": Scale(size=128, frames=16, train_seeds=16, validation_seeds=2, clip_length=16,
@@ -187,30 +191,55 @@ def cli(name: str) -> list[str]:
     return [sys.executable, "-c", f"from {name}.cli import app; app()"]
 
 
-class Chain:
-    """Runs the steps in OUT, each a subprocess with its log and wall time."""
+def run_in_process(tool: str, args: list[str], cwd: Path, log: TextIO) -> int:
+    """``tool``'s Typer app (dvg, trainer, evaluation) called with ``args`` in this process, in
+    ``cwd``, its output to ``log``; the exit status. The same command-line code as a subprocess,
+    without each step's seconds of importing torch and diffusers again (the smoke test's
+    budget)."""
+    app = importlib.import_module(f"{tool}.cli").app
+    with contextlib.chdir(cwd), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+            status = app(args, prog_name=tool, standalone_mode=False)
+        except SystemExit as exit:
+            return exit.code if isinstance(exit.code, int) else 1
+        except Exception:  # the traceback a subprocess would print, then its exit status
+            traceback.print_exc()
+            return 1
+    return status if isinstance(status, int) else 0
 
-    def __init__(self, out: Path) -> None:
+
+class Chain:
+    """Runs the steps in OUT, each a subprocess (or, ``in_process``, a call of the same command
+    line's app in this process) with its log and wall time."""
+
+    def __init__(self, out: Path, in_process: bool = False) -> None:
         self.out = out
+        self.in_process = in_process
         self.timings: dict[str, float] = {}
         self.commands: list[str] = []
         (out / "logs").mkdir(parents=True, exist_ok=True)
         (out / "configs").mkdir(parents=True, exist_ok=True)
 
-    def run(self, step: str, command: list[str]) -> None:
-        """Run ``command`` in OUT (paths relative to it); its output goes to logs/STEP.log."""
+    def run(self, step: str, tool: str, args: list[str]) -> None:
+        """Run the command line ``tool args`` in OUT (paths relative to it); its output goes to
+        logs/STEP.log."""
+        command = [*cli(tool), *args]
         line = " ".join(shlex.quote(c) for c in command)
         self.commands.append(f"# {step}\n{line}")
         print(f"== {step}: {line}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         with open(self.out / "logs" / f"{step}.log", "w") as log:
-            result = subprocess.run(command, cwd=self.out, stdout=log, stderr=subprocess.STDOUT,
-                                    check=False)  # fmt: skip
+            if self.in_process:
+                status = run_in_process(tool, args, self.out, log)
+            else:
+                done = subprocess.run(command, cwd=self.out, stdout=log,
+                                      stderr=subprocess.STDOUT, check=False)  # fmt: skip
+                status = done.returncode
         self.timings[step] = round(time.perf_counter() - start, 1)
         self.save()
-        if result.returncode != 0:
+        if status != 0:
             tail = (self.out / "logs" / f"{step}.log").read_text()[-3000:]
-            raise RuntimeError(f"{step} failed (exit status {result.returncode}):\n{tail}")
+            raise RuntimeError(f"{step} failed (exit status {status}):\n{tail}")
 
     def timed(self, step: str, work) -> Any:
         start = time.perf_counter()
@@ -273,12 +302,11 @@ def train_chain(chain: Chain, scale: Scale, ablations: bool) -> list[tuple[str, 
     (out / "configs" / "videos.json").write_text(json.dumps(counts))
     dvg_toml = chain.config("dvg", dvg_config(scale))
     for split in ("train", "validation"):
-        chain.run(f"dvg-build-{split}", [*cli("dvg"), "build", "--preset", "offline",
-                                         "--config", dvg_toml,
-                                         "--videos", f"videos/{split}", "--out",
-                                         f"shards/{split}"])  # fmt: skip
-    trainer = cli("trainer")
-    chain.run("stage0-vae", [*trainer, "fit-vae", "shards/train", "--out", "vae",
+        chain.run(f"dvg-build-{split}", "dvg", ["build", "--preset", "offline",
+                                                "--config", dvg_toml,
+                                                "--videos", f"videos/{split}", "--out",
+                                                f"shards/{split}"])  # fmt: skip
+    chain.run("stage0-vae", "trainer", ["fit-vae", "shards/train", "--out", "vae",
                              "--resolution", str(scale.size), "--held-out", "shards/validation",
                              *option("--kind", scale.vae_kind),
                              *option("--steps", scale.vae_steps),
@@ -290,7 +318,6 @@ def train_chain(chain: Chain, scale: Scale, ablations: bool) -> list[tuple[str, 
         """Stage 1 from random U-Nets around the stage-0 VAE, stage 2 from ``init``."""
         toml = chain.config(label, fit_config(scale, overrides))
         command = [
-            *trainer,
             "fit",
             "shards/train",
             "--preset",
@@ -304,10 +331,10 @@ def train_chain(chain: Chain, scale: Scale, ablations: bool) -> list[tuple[str, 
             *option("--steps", steps),
         ]
         command += ["--vae", "vae"] if init is None else ["--init-from", init]  # fmt: skip
-        chain.run(f"fit-{label}", command)
+        chain.run(f"fit-{label}", "trainer", command)
         shutil.copy(out / "runs" / label / "config.json", out / "configs" / f"{label}.json")
-        chain.run(f"export-{label}", [*trainer, "export", f"runs/{label}", "--out",
-                                      f"models/{label}"])  # fmt: skip
+        chain.run(f"export-{label}", "trainer", ["export", f"runs/{label}", "--out",
+                                                 f"models/{label}"])  # fmt: skip
         models.append((label, f"models/{label}"))
 
     if scale.untrained:
@@ -325,14 +352,14 @@ def train_chain(chain: Chain, scale: Scale, ablations: bool) -> list[tuple[str, 
 def evaluate(chain: Chain, scale: Scale, models: list[tuple[str, str]]) -> dict[str, Any]:
     """Step 5: every model, warp + Telea, the oracle and the VAE oracle (the exact right view
     through the stage-0 VAE every model shares) on the held-out videos."""
-    command = [*cli("evaluation"), "run", "--benchmark", "micro", "--out", "evaluation",
+    command = ["run", "--benchmark", "micro", "--out", "evaluation",
                "--methods", "warp-telea,oracle,vae-oracle", "--resolution", str(scale.size),
                "--frames",
                str(scale.eval_frames), "--seeds", ",".join(map(str, scale.eval_seeds)),
                "--steps", str(scale.eval_steps), "--scenes", ",".join(scale.scenes)]  # fmt: skip
     for label, folder in models:
         command += ["--model", f"{label}={folder}"]
-    chain.run("evaluation", command)
+    chain.run("evaluation", "evaluation", command)
     return json.loads((chain.out / "evaluation" / "results.json").read_text())
 
 
@@ -566,7 +593,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     (out / "configs").mkdir(exist_ok=True)
     (out / "configs" / "scale.json").write_text(json.dumps(
         {"scale": args.scale, "ablations": ablations, **asdict(scale)}, indent=1))  # fmt: skip
-    chain = Chain(out)
+    chain = Chain(out, in_process=args.in_process)
     models = train_chain(chain, scale, ablations)
     results = evaluate(chain, scale, models)
     labels = [label for label, _ in models if label != "untrained"]
@@ -593,6 +620,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also train the ablations (default: the scale's choice)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.add_argument("--json", type=Path, help="write rows and the summary here")
+    parser.add_argument("--in-process", action="store_true",
+                        help="call each step's command-line app in this process, not in a "
+                             "subprocess (same code, no re-import per step)")  # fmt: skip
     parser.add_argument("--write", type=Path, help="update docs/benchmarks.md")
     return parser.parse_args(argv)
 

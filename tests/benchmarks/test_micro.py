@@ -50,7 +50,7 @@ def test_smoke_scale_learns_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "micro"
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.micro", "--scale", "smoke", "--out", str(out),
-         "--json", str(tmp_path / "results.json")],
+         "--json", str(tmp_path / "results.json"), "--in-process"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -71,3 +71,15 @@ def test_smoke_scale_learns_end_to_end(tmp_path: Path) -> None:
     assert "- vae-oracle (the exact right view through the stage-0 VAE" in report  # the ceiling
     timings = json.loads((out / "timings.json").read_text())
     assert {"render", "dvg-build-train", "stage0-vae", "fit-stage1", "evaluation"} <= set(timings)
+
+
+def test_in_process_steps_report_the_commands_exit_status_and_output(tmp_path: Path) -> None:
+    log_path = tmp_path / "step.log"
+    with open(log_path, "w") as log:
+        status = micro.run_in_process("trainer", ["export", "missing-run", "--out", "m"],
+                                      tmp_path, log)  # fmt: skip
+    assert status != 0
+    assert "missing-run" in log_path.read_text()
+    with open(log_path, "w") as log:
+        assert micro.run_in_process("trainer", ["--help"], tmp_path, log) == 0
+    assert "fit-vae" in log_path.read_text()
