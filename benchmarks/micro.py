@@ -2,7 +2,7 @@
 cores train in half an hour, measured against exact ground truth.
 
     python -m benchmarks.micro --out micro_output [--scale smoke|cpu|gpu] [--no-ablations]
-                               [--json results.json] [--write docs/benchmarks.md]
+                               [--in-process] [--json results.json] [--write docs/benchmarks.md]
 
 1. renders procedural training and validation videos (dvg.synthetic, seeds disjoint from each
    other and from the evaluation's) with their exact z-depth as sidecar files;
@@ -19,7 +19,9 @@ cores train in half an hour, measured against exact ground truth.
    stage-0 VAE (vae-oracle: the most any model on that VAE can score) side by side on unseen
    rendered videos with exact depth.
 
-Every step is the real command line in a subprocess (no special training loop). OUT gets
+Every step is the real command line in a subprocess (no special training loop); with
+``--in-process`` the same Typer apps are called in this process instead, which saves each
+step's seconds of imports (the smoke test uses it). OUT gets
 ``report.md`` (the evaluation table, the learning curves, example strips, timings),
 ``configs/`` (the TOML given to each command and the resolved config.json of every run),
 ``timings.json``, ``commands.txt`` and ``logs/``; ``--write`` puts the summary into
