@@ -45,7 +45,7 @@ bench: install
 
 # The micro reproduction (docs/evaluation.md, "micro"): rendered videos -> dvg build -> stage 0
 # VAE -> stage 1 -> stage 2 (+ ablations) -> export -> held-out evaluation against exact ground
-# truth, about 27 minutes on two idle CPU cores; $(MICRO_OUT)/report.md has the figures.
+# truth, 27-30 minutes on two idle CPU cores; $(MICRO_OUT)/report.md has the figures.
 reproduce-micro: install
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(BIN)/python -m benchmarks.micro --scale cpu \
 		--out $(MICRO_OUT) --overwrite
