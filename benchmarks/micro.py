@@ -526,7 +526,9 @@ def write_report(
     summary = [
         f"Scale `{scale_name}`: {len(scale.scenes)} scenes, {scale.train_seeds} training "
         f"video(s) per scene of {scale.frames} frames at {scale.size}x{scale.size}; held-out "
-        f"evaluation on seeds {', '.join(map(str, scale.eval_seeds))}. Wall time "
+        f"evaluation on seeds {', '.join(map(str, scale.eval_seeds))}, every model sampled with "
+        f"{scale.eval_steps} Euler step(s) (hole PSNR depends on it: docs/benchmarks.md, "
+        '"Micro: hole PSNR against the number of Euler steps"). Wall time '
         f"{total / 60:.1f} min in all.",
         "",
         *headline(rows, out),

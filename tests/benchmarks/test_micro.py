@@ -68,6 +68,7 @@ def test_smoke_scale_learns_end_to_end(tmp_path: Path) -> None:
     report = (out / "report.md").read_text()
     assert "| stage2 | ground truth, exact | SpatialDreamer `models/stage2` |" in report
     assert "![learning curves](learning_curve.png)" in report
+    assert "every model sampled with 1 Euler step(s)" in report  # the smoke scale's eval steps
     assert "- vae-oracle (the exact right view through the stage-0 VAE" in report  # the ceiling
     timings = json.loads((out / "timings.json").read_text())
     assert {"render", "dvg-build-train", "stage0-vae", "fit-stage1", "evaluation"} <= set(timings)
